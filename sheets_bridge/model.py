@@ -301,3 +301,39 @@ class Plan:
     def is_quiet(self) -> bool:
         """True when the cycle has nothing to write anywhere."""
         return not (self.header_writes or self.cell_writes or self.tab_contents or self.drafts)
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """One Referrals row as the rules understood it: what drafting and summaries consume.
+
+    Datetimes are aware, in the practice's time zone. A field the bridge could not read is
+    ``None`` (its problem is in ``attention``). ``reason`` is PHI: it never leaves the sheet
+    unless a template is explicitly allowed to use it.
+    """
+
+    referral_id: str
+    row: int
+    received: datetime | None
+    received_has_time: bool
+    first_name: str
+    last_name: str
+    phone: str | None
+    email: str | None
+    how_heard: str
+    channel: str | None
+    source_tag: str
+    referred_by: str
+    referrer_email: str | None
+    referrer_practice: str
+    reason: str
+    fit: str | None
+    first_contact: datetime | None
+    appointment: datetime | None
+    visit: str | None
+    outcome: str | None
+    consent: bool
+    stage: str
+    follow_up_due: datetime | None
+    attention: tuple[str, ...] = ()
+    emails: str = ""
