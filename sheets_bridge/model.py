@@ -203,6 +203,8 @@ class RowRef:
     number: int
     referral_id: str
     fingerprint: str
+    target_id: str = ""
+    """The Referral ID the row carries once the plan lands (differs for new and copied rows)."""
 
 
 @dataclass(frozen=True, slots=True)

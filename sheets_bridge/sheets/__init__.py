@@ -8,9 +8,12 @@ still carries the Referral ID (or staff fingerprint) and the cell still holds ``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from sheets_bridge.model import CellWrite, HeaderWrite, Plan, Snapshot
+
+if TYPE_CHECKING:
+    from sheets_bridge.config import BridgeConfig
 
 
 @dataclass
@@ -46,3 +49,19 @@ class SheetBackend(Protocol):
         written now.
         """
         ...
+
+
+def open_sheet(config: BridgeConfig) -> SheetBackend:
+    """The backend named by ``sheet.kind`` in the config."""
+    from sheets_bridge.config import LocalSheetConfig
+
+    if isinstance(config.sheet, LocalSheetConfig):
+        from sheets_bridge.sheets.xlsx import LocalWorkbook
+
+        return LocalWorkbook(config.sheet.path, config.sheet.tab)
+    from sheets_bridge.errors import BackendError
+
+    raise BackendError(
+        "sheet.kind: google is not available in this version yet: use sheet.kind: local",
+        backend="google",
+    )

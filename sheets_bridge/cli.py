@@ -1,0 +1,294 @@
+"""The ``sheets-bridge`` command: a thin layer of subcommands over the library.
+
+Exit codes: 0 it ran (even if rows have problems), 1 it failed, 2 the config is wrong,
+3 a safety stop. Everything printed names Referral IDs and columns, never patient data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from sheets_bridge.config import BridgeConfig, LocalSheetConfig, load_config
+from sheets_bridge.errors import (
+    BridgeError,
+    ConfigError,
+    SafetyStopError,
+    StateLockedError,
+    WorkbookBusyError,
+)
+
+log = logging.getLogger("sheets_bridge")
+
+
+def _now(config: BridgeConfig, override: str | None) -> datetime:
+    """The current time in the practice's zone; ``--now`` pins it (demos, reproducible output)."""
+    if override:
+        moment = datetime.fromisoformat(override)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=config.tz)
+        return moment.astimezone(config.tz)
+    return datetime.now(config.tz)
+
+
+def _config(args: argparse.Namespace) -> BridgeConfig:
+    return load_config(Path(args.config))
+
+
+# -- sync ------------------------------------------------------------------------------------
+def cmd_sync(args: argparse.Namespace) -> int:
+    from sheets_bridge.runner import run_sync
+
+    config = _config(args)
+    now = _now(config, args.now)
+    report = run_sync(config, now=now, dry_run=args.dry_run, force=args.force)
+    if args.json:
+        result = report.result
+        plan = result.plan if result else None
+        print(
+            json.dumps(
+                {
+                    "outcome": report.outcome,
+                    "rows_read": report.rows_read,
+                    "problems": [p.message for p in report.problems],
+                    "header_writes": [asdict(h) for h in plan.header_writes] if plan else [],
+                    "cell_writes": [
+                        {"referral_id": w.row.target_id, "column": w.column, "row": w.row.number}
+                        for w in plan.cell_writes
+                    ]
+                    if plan
+                    else [],
+                    "tabs": [t.title for t in plan.tab_contents] if plan else [],
+                    "drafts": [d.key for d in plan.drafts] if plan else [],
+                },
+                indent=2,
+            )
+        )
+    else:
+        _print_report(report, config, dry_run=args.dry_run)
+    if report.outcome == "stopped":
+        return SafetyStopError.exit_code
+    return 0
+
+
+def _print_report(report: object, config: BridgeConfig, *, dry_run: bool) -> None:
+    from sheets_bridge.cycle import CycleReport
+
+    assert isinstance(report, CycleReport)
+    verb = "to write" if dry_run else "written"
+    print(f"Sheet: {_where(config)}")
+    print(f"Rows read: {report.rows_read} ({report.referrals} referrals)")
+    print(f"Rows with problems (see their Attention cells): {report.rows_with_problems}")
+    if report.outcome == "stopped":
+        print(f"STOPPED, nothing written: {report.stop_reason}")
+        return
+    if report.outcome == "quiet":
+        print("Nothing to change: the sheet was left untouched.")
+    if report.ids_assigned:
+        print(f"Referral IDs assigned: {report.ids_assigned}")
+    if report.headers_added:
+        print(f"Columns added: {', '.join(report.headers_added)}")
+    print(f"Cells {verb}: {report.cells_written}")
+    if report.cells_skipped:
+        print(f"Cells skipped (the row moved or changed; next cycle retries): {report.cells_skipped}")
+    print(f"Tabs {verb}: {', '.join(report.tabs_written) or 'none'}")
+    if dry_run and report.result is not None:
+        drafts = report.result.plan.drafts
+        print(f"Drafts it would make: {len(drafts)}")
+    else:
+        print(f"Drafts made: {len(report.drafts_made)}" + (f" (in {_drafts_where(config)})"
+                                                          if report.drafts_made else ""))
+    for problem in report.problems:
+        print(f"  - {problem.message}")
+
+
+def _where(config: BridgeConfig) -> str:
+    if isinstance(config.sheet, LocalSheetConfig):
+        return f"{config.sheet.path} (tab {config.sheet.tab})"
+    return f"Google Sheet {config.sheet.spreadsheet_id}"
+
+
+def _drafts_where(config: BridgeConfig) -> str:
+    path = getattr(config.mail, "path", None)
+    return str(path) if path else "Gmail drafts"
+
+
+# -- check -----------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from sheets_bridge.doctor import check
+
+    try:
+        config = _config(args)
+    except ConfigError as error:
+        _print_config_error(error)
+        return ConfigError.exit_code
+    findings = check(config)
+    worst = 0
+    for level, text in findings:
+        mark = {"ok": "ok", "warn": "!!", "fail": "XX"}[level]
+        print(f"[{mark}] {text}")
+        worst = max(worst, {"ok": 0, "warn": 0, "fail": 1}[level])
+    print("All good." if worst == 0 else "Fix the items marked XX, then run check again.")
+    return worst
+
+
+# -- init ------------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    from sheets_bridge.workbook_setup import create_workbook, repair_workbook
+
+    config = _config(args)
+    if not isinstance(config.sheet, LocalSheetConfig):
+        raise BridgeError("init for Google Sheets comes with the Google backend")
+    path = config.sheet.path
+    if path.exists():
+        from sheets_bridge.columns import canonical_name
+
+        def matches(existing: str, canonical: str) -> bool:
+            return canonical_name(existing, config.columns.aliases) == canonical
+
+        lines = repair_workbook(
+            path,
+            tab=config.sheet.tab,
+            allow_lossy_save=config.sheet.allow_lossy_save,
+            header_matches=matches,
+        )
+        print(f"Checked {path}:")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = create_workbook(path, tab=config.sheet.tab)
+        print(f"Created {path}:")
+    for line in lines:
+        print(f"  - {line}")
+    return 0
+
+
+# -- status ----------------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    from sheets_bridge.state import StateStore
+
+    config = _config(args)
+    if not (config.state_dir / "state.sqlite").exists():
+        print(f"No runs yet (state folder {config.state_dir}). Run `sheets-bridge sync` first.")
+        return 0
+    with StateStore(config.state_dir) as state:
+        quiet = state.last_quiet()
+        runs = state.recent_runs(args.limit)
+    if quiet:
+        print(f"Last quiet cycle (nothing to change): {quiet}")
+    print("Recent runs that changed something, stopped or failed:")
+    for run in runs:
+        print(
+            f"  {run['started']}  {run['outcome']:<8} {run['cells_written']} cells, "
+            f"{run['drafts']} drafts, {run['problems']} problems  {run['summary']}"
+        )
+    if not runs:
+        print("  (none)")
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sheets_bridge.demo_run import run_demo
+
+    return run_demo(Path(args.dir), now=args.now, fresh=args.fresh)
+
+
+# -- plumbing --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sheets-bridge",
+        description="Keep a practice's referral sheet in order: IDs, stages, follow-ups, "
+        "summaries and email drafts.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", required=True, help="path to the YAML config file")
+
+    p = sub.add_parser("sync", help="run one sync cycle and exit")
+    with_config(p)
+    p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON (no patient data)")
+    p.add_argument("--force", action="store_true", help="write even if a circuit breaker trips")
+    p.add_argument("--now", help="pretend it is this ISO time (practice zone if none given)")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("check", help="say what is wrong with the config, the sheet and headers")
+    with_config(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("init", help="create the workbook, or repair one that lacks tabs/headers")
+    with_config(p)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("status", help="show recent runs")
+    with_config(p)
+    p.add_argument("--limit", type=int, default=10)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("demo", help="build a demo practice and run it end to end")
+    p.add_argument("--dir", default="demo-practice", help="folder for the demo practice")
+    p.add_argument("--now", help="pretend it is this ISO time")
+    p.add_argument("--fresh", action="store_true", help="start the demo over from scratch")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _print_config_error(error: ConfigError) -> None:
+    print(f"Config error: {error}", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def render_error(error: BaseException, *, debug: bool) -> int:
+    """One branch per error type: what happened and what to do next, then the exit code."""
+    if debug:
+        log.exception("failed")
+    if isinstance(error, ConfigError):
+        _print_config_error(error)
+        return error.exit_code
+    if isinstance(error, WorkbookBusyError):
+        print(f"Not written: {error}", file=sys.stderr)
+        return 1
+    if isinstance(error, StateLockedError):
+        print(str(error), file=sys.stderr)
+        return 1
+    if isinstance(error, BridgeError):
+        print(f"Could not run: {error}", file=sys.stderr)
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    # An unexpected error: its text may quote cell values, so only its type is printed.
+    print(
+        f"Could not run: unexpected {type(error).__name__}. Run again with --debug for details.",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result: int = args.func(args)
+        return result
+    except BaseException as error:
+        if isinstance(error, SystemExit):
+            raise
+        return render_error(error, debug=args.debug)
+
+
+__all__ = ["main", "shutil"]

@@ -1,0 +1,179 @@
+"""One sync cycle: read -> plan -> (drafts) -> journal -> apply -> commit.
+
+The order is the safety argument. Drafts are journalled as pending before they are created and
+confirmed after; cell writes are journalled before the sheet is touched and confirmed after; so a
+kill at any point leaves either the old state or a state the next cycle recognises as its own.
+A sheet that changed between read and write is read and planned again, never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sheets_bridge.config import BridgeConfig
+from sheets_bridge.errors import BackendError, SnapshotStaleError
+from sheets_bridge.model import Problem
+from sheets_bridge.planner import DraftPlanner, PlanResult, TabBuilder, plan_cycle
+from sheets_bridge.sheets import ApplyReport, SheetBackend
+from sheets_bridge.state import RunRecord, StateStore
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+#: Test hook for the kill-at-every-step harness (RELIABILITY.md harness K); None in production.
+StepHook = Callable[[str], None]
+
+
+@dataclass
+class CycleReport:
+    """What a cycle did, in counts and plain words (safe to print and log: no patient data)."""
+
+    outcome: str = "ok"
+    rows_read: int = 0
+    referrals: int = 0
+    rows_with_problems: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    cells_written: int = 0
+    cells_skipped: int = 0
+    ids_assigned: int = 0
+    headers_added: list[str] = field(default_factory=list)
+    tabs_written: list[str] = field(default_factory=list)
+    drafts_made: list[str] = field(default_factory=list)
+    summary: str = ""
+    stop_reason: str = ""
+    result: PlanResult | None = None
+    attempts: int = 0
+
+
+def _step(hook: StepHook | None, name: str) -> None:
+    if hook is not None:
+        hook(name)
+
+
+def run_cycle(
+    config: BridgeConfig,
+    sheet: SheetBackend,
+    state: StateStore,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    force: bool = False,
+    tab_builders: Sequence[TabBuilder] = (),
+    draft_planner: DraftPlanner | None = None,
+    make_drafts: Callable[[PlanResult], list[str]] | None = None,
+    hook: StepHook | None = None,
+) -> CycleReport:
+    """Run one cycle against an open state store and a sheet backend."""
+    report = CycleReport()
+    started = now
+    drafts_done = False
+    for attempt in range(1, MAX_ATTEMPTS + 2):
+        report.attempts = attempt
+        snapshot = sheet.read()
+        _step(hook, "read")
+        view = state.view(now, notice_hours=config.sync.notice_hours)
+        result = plan_cycle(
+            snapshot,
+            now,
+            config,
+            view,
+            force=force,
+            tab_builders=tab_builders,
+            draft_planner=None if drafts_done else draft_planner,
+        )
+        plan = result.plan
+        _fill_counts(report, result)
+        if dry_run:
+            return report
+
+        if plan.stop is not None:
+            report.outcome = "stopped"
+            report.stop_reason = plan.stop.reason
+            if plan.tab_contents:
+                try:
+                    applied = sheet.apply(snapshot, plan, result.columns)
+                    report.tabs_written = applied.tabs_written
+                except BackendError as error:
+                    log.warning("could not write the Bridge Log: %s", error)
+            state.record_run(_run(result, started, "stopped", report), now)
+            log.warning("safety stop: %s", plan.stop.reason)
+            return report
+
+        if plan.drafts and make_drafts is not None and not drafts_done:
+            report.drafts_made = make_drafts(result)
+            _step(hook, "drafts")
+            drafts_done = True
+            continue  # plan again so the Emails column shows what was just drafted
+
+        if plan.is_quiet:
+            state.record_quiet(result.present, now)
+            report.outcome = "quiet"
+            return report
+
+        if attempt > MAX_ATTEMPTS:
+            raise BackendError(
+                "The sheet kept changing while the bridge tried to write: it will try again "
+                "next cycle",
+                backend=sheet.kind,
+                retryable=True,
+            )
+        state.record_intent(plan.cell_writes, plan.assigned_ids, plan.next_id_number, now)
+        _step(hook, "journal")
+        try:
+            applied = sheet.apply(snapshot, plan, result.columns)
+        except SnapshotStaleError:
+            log.info("the sheet changed while planning; reading it again (attempt %d)", attempt)
+            continue
+        _step(hook, "apply")
+        _fill_applied(report, applied)
+        state.commit_cycle(
+            applied=applied.applied,
+            present=result.present,
+            notices=plan.notices,
+            adopted=result.adopted,
+            run=_run(result, started, "ok", report),
+            now=now,
+        )
+        _step(hook, "commit")
+        return report
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _fill_counts(report: CycleReport, result: PlanResult) -> None:
+    plan = result.plan
+    report.result = result
+    report.rows_read = plan.rows_read
+    report.referrals = len(result.referrals)
+    report.rows_with_problems = sum(1 for r in result.referrals if r.attention)
+    report.problems = list(plan.problems)
+    report.ids_assigned = len(plan.assigned_ids)
+    report.headers_added = [h.header for h in plan.header_writes]
+    report.tabs_written = [t.title for t in plan.tab_contents]
+    report.cells_written = len(plan.cell_writes)
+    report.summary = result.summary
+
+
+def _fill_applied(report: CycleReport, applied: ApplyReport) -> None:
+    report.cells_written = len(applied.applied)
+    report.cells_skipped = len(applied.skipped)
+    report.headers_added = [h.header for h in applied.headers_added]
+    report.tabs_written = list(applied.tabs_written)
+    for write, reason in applied.skipped:
+        log.info("skipped %s of %s: %s", write.column, write.row.target_id or "a new row", reason)
+
+
+def _run(result: PlanResult, started: datetime, outcome: str, report: CycleReport) -> RunRecord:
+    return RunRecord(
+        started=started,
+        outcome=outcome,
+        rows_read=result.plan.rows_read,
+        cells_written=report.cells_written,
+        tabs_written=tuple(report.tabs_written),
+        drafts=len(report.drafts_made),
+        problems=tuple(p.message for p in result.plan.problems),
+        summary=result.summary,
+        logged=result.logged,
+    )

@@ -1,0 +1,50 @@
+"""``sheets-bridge demo``: build a demo practice (config, workbook) and run it end to end.
+
+The demo practice lives in one folder: ``config.yaml`` (a copy of ``config.example.yaml``),
+``referrals.xlsx`` with six months of fictitious referrals, ``drafts/`` and ``state/``. Running
+the demo again syncs the same workbook again (a second run is usually quiet); ``--fresh`` starts
+over.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sheets_bridge.config import load_config
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
+
+
+def run_demo(folder: Path, *, now: str | None = None, fresh: bool = False) -> int:
+    """Create the demo practice if needed, run one sync, print what happened and where."""
+    from sheets_bridge.cli import _now, _print_report
+    from sheets_bridge.demo import demo_rows, write_demo_workbook
+    from sheets_bridge.runner import run_sync
+
+    folder = folder.resolve()
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "config.yaml"
+    if not config_path.exists():
+        shutil.copyfile(EXAMPLE, config_path)
+    config = load_config(config_path)
+    moment = _now(config, now)
+    workbook = config.sheet.path  # type: ignore[union-attr]
+    created = False
+    if not workbook.exists():
+        write_demo_workbook(workbook, demo_rows(moment.replace(tzinfo=None).replace(tzinfo=config.tz)))
+        created = True
+    print(f"Demo practice: {config.practice.name}")
+    print(f"Workbook {'created' if created else 'reused'}: {workbook}")
+    report = run_sync(config, now=moment)
+    _print_report(report, config, dry_run=False)
+    print()
+    print("Where things are:")
+    print(f"  workbook (open it in Excel or LibreOffice): {workbook}")
+    print(f"  email drafts: {getattr(config.mail, 'path', '')}")
+    print(f"  state (IDs, journal, audit): {config.state_dir}")
+    print(f"  config: {config_path}")
+    print(f"Run it again: sheets-bridge sync --config {config_path}")
+    return 0

@@ -1,0 +1,114 @@
+"""``sheets-bridge check``: a doctor for the config, the workbook and its headers.
+
+Each finding is (level, text) with level ``ok``, ``warn`` or ``fail``; a ``fail`` means a sync
+would not run (or would stop), and the text says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from sheets_bridge.columns import column_letter, resolve_columns
+from sheets_bridge.config import BridgeConfig, EmlMailConfig
+from sheets_bridge.errors import BridgeError
+from sheets_bridge.model import BRIDGE_TABS
+from sheets_bridge.sheets import open_sheet
+
+Finding = tuple[str, str]
+
+
+def check(config: BridgeConfig) -> list[Finding]:
+    findings: list[Finding] = [("ok", f"Config {config.config_path or ''} is valid")]
+    findings.extend(_check_sheet(config))
+    findings.extend(_check_folders(config))
+    return findings
+
+
+def _check_sheet(config: BridgeConfig) -> list[Finding]:
+    out: list[Finding] = []
+    try:
+        sheet = open_sheet(config)
+        snapshot = sheet.read()
+    except BridgeError as error:
+        return [("fail", str(error))]
+    out.append(("ok", f"Sheet {sheet.describe()} can be read"))
+    tab = snapshot.referrals
+    if tab is None:
+        out.append(
+            (
+                "fail",
+                (
+                    f"No tab named {config.sheet.tab}: rename the referrals tab to "
+                    f"{config.sheet.tab}, set sheet.tab in the config, or run "
+                    "`sheets-bridge init` to add it"
+                ),
+            )
+        )
+        return out
+    cols = resolve_columns(tab.headers, config.columns.aliases)
+    out.append(("ok", f"{tab.title} tab: {len(tab.rows)} rows, {cols.known()} known columns"))
+    for name, positions in sorted(cols.duplicates.items()):
+        letters = " and ".join(column_letter(p) for p in positions)
+        out.append(("fail", f"{name} appears more than once (columns {letters}): keep one"))
+    for name in cols.missing_staff:
+        level = "fail" if name in ("Received", "Patient First Name") else "warn"
+        out.append(
+            (
+                level,
+                (
+                    f"Column {name} is missing: add a column headed {name}, or name your "
+                    "column in columns.aliases; the rules that need it are skipped until then"
+                ),
+            )
+        )
+    if cols.missing_bridge:
+        out.append(
+            (
+                "ok",
+                "The next sync adds the bridge columns "
+                + ", ".join(cols.missing_bridge)
+                + " at the right end",
+            )
+        )
+    for col, text in cols.unknown:
+        out.append(("ok", f"Column {column_letter(col)} ({text!r}) is not used by the bridge"))
+    missing_tabs = [t for t in BRIDGE_TABS if t not in snapshot.tab_titles]
+    if missing_tabs:
+        out.append(("ok", "The next sync adds the tabs " + ", ".join(missing_tabs)))
+    return out
+
+
+def _check_folders(config: BridgeConfig) -> list[Finding]:
+    out: list[Finding] = []
+    state_dir = config.state_dir
+    if state_dir.exists():
+        mode = stat.S_IMODE(state_dir.stat().st_mode)
+        if mode & 0o077:
+            out.append(
+                (
+                    "warn",
+                    (
+                        f"State folder {state_dir} can be read by other users: run "
+                        f"`chmod 700 {state_dir}` (the bridge does so itself on its next run)"
+                    ),
+                )
+            )
+        elif not os.access(state_dir, os.W_OK):
+            out.append(("fail", f"State folder {state_dir} is not writable by this user"))
+        else:
+            out.append(("ok", f"State folder {state_dir} is private and writable"))
+    else:
+        parent = state_dir.parent
+        if parent.exists() and os.access(parent, os.W_OK):
+            out.append(("ok", f"State folder {state_dir} will be created on the first sync"))
+        else:
+            out.append(("fail", f"Cannot create the state folder {state_dir}: check the path"))
+    if isinstance(config.mail, EmlMailConfig):
+        path = config.mail.path
+        target = path if path.exists() else path.parent
+        if os.access(target, os.W_OK):
+            out.append(("ok", f"Drafts folder {path} is writable"))
+        else:
+            out.append(("fail", f"Drafts folder {path} cannot be written: check mail.path"))
+    return out

@@ -1,0 +1,45 @@
+"""Wiring for one sync: open the backends and the state, build the hooks, run the cycle.
+
+Kept apart from ``cycle`` so the cycle can be driven in tests with in-memory parts, and apart
+from ``cli`` so the scheduled jobs call exactly what ``sheets-bridge sync`` calls.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sheets_bridge.config import BridgeConfig
+from sheets_bridge.cycle import CycleReport, StepHook, run_cycle
+from sheets_bridge.hooks import draft_hooks, summary_builders
+from sheets_bridge.sheets import SheetBackend, open_sheet
+from sheets_bridge.state import StateStore
+
+
+def run_sync(
+    config: BridgeConfig,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    force: bool = False,
+    sheet: SheetBackend | None = None,
+    hook: StepHook | None = None,
+) -> CycleReport:
+    """One cycle against the configured sheet and mail, under the state folder's lock."""
+    sheet = sheet or open_sheet(config)
+    clean = getattr(sheet, "clean_leftovers", None)
+    with StateStore(config.state_dir) as state:
+        if clean is not None and not dry_run:
+            clean()
+        planner, maker = draft_hooks(config, state, dry_run=dry_run, hook=hook)
+        return run_cycle(
+            config,
+            sheet,
+            state,
+            now=now,
+            dry_run=dry_run,
+            force=force,
+            tab_builders=summary_builders(config),
+            draft_planner=planner,
+            make_drafts=maker,
+            hook=hook,
+        )

@@ -1,0 +1,478 @@
+"""The bridge's memory on a SQLite file under ``state_dir``: IDs, hashes, journal, runs, audit.
+
+It holds IDs, hashes, keys, draft references and timestamps, never cell values, so a copy of it
+reveals no patient. One bridge per state folder: an OS lock (``flock``) that the kernel frees if
+the process dies. Writes follow isync's order: what a cycle is about to do is journalled
+(*pending*) before the sheet or the mail is touched, and confirmed after; a pending entry found
+at the next start is reconciled, so a crash at any moment neither loses a change nor repeats one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Self
+
+from sheets_bridge.errors import BridgeError, StateLockedError
+from sheets_bridge.model import CellWrite, Notice
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ids(
+    referral_id TEXT PRIMARY KEY, identity TEXT NOT NULL, present INTEGER NOT NULL,
+    pending INTEGER NOT NULL DEFAULT 0, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS written(
+    referral_id TEXT NOT NULL, col TEXT NOT NULL, hash TEXT, previous TEXT, pending TEXT,
+    PRIMARY KEY(referral_id, col));
+CREATE TABLE IF NOT EXISTS notices(
+    referral_id TEXT NOT NULL, message TEXT NOT NULL, created TEXT NOT NULL,
+    PRIMARY KEY(referral_id, message));
+CREATE TABLE IF NOT EXISTS runs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, finished TEXT,
+    outcome TEXT NOT NULL, rows_read INTEGER NOT NULL DEFAULT 0,
+    cells_written INTEGER NOT NULL DEFAULT 0, tabs_written TEXT NOT NULL DEFAULT '',
+    drafts INTEGER NOT NULL DEFAULT 0, problems INTEGER NOT NULL DEFAULT 0,
+    summary TEXT NOT NULL DEFAULT '', problem_text TEXT NOT NULL DEFAULT '',
+    logged INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS audit(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, run_id INTEGER,
+    action TEXT NOT NULL, referral_id TEXT NOT NULL DEFAULT '', columns TEXT NOT NULL DEFAULT '',
+    draft_ref TEXT NOT NULL DEFAULT '', result TEXT NOT NULL DEFAULT '');
+CREATE TRIGGER IF NOT EXISTS audit_append_only_u BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_append_only_d BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+CREATE TABLE IF NOT EXISTS drafts(
+    key TEXT PRIMARY KEY, referral_id TEXT NOT NULL, kind TEXT NOT NULL,
+    referrer_key TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, ref TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL, confirmed TEXT);
+"""
+
+
+def value_hash(value: str) -> str:
+    """A short digest of a value the bridge wrote: enough to tell it apart, useless to read."""
+    return hashlib.blake2b(value.encode("utf-8"), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IdRecord:
+    identity: str
+    present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenRecord:
+    """Digests of the value the bridge last wrote to a cell, the one before, and one in flight."""
+
+    hash: str | None
+    previous: str | None
+    pending: str | None
+
+    def is_ours(self, digest: str) -> bool:
+        return digest in (self.hash, self.pending)
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRecord:
+    key: str
+    referral_id: str
+    kind: str
+    referrer_key: str
+    status: str
+    ref: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class StateView:
+    """What the planner may know of the past: plain data, read once per cycle."""
+
+    next_id_number: int = 1
+    ids: Mapping[str, IdRecord] = field(default_factory=dict)
+    written: Mapping[tuple[str, str], WrittenRecord] = field(default_factory=dict)
+    notices: tuple[Notice, ...] = ()
+    log_rows: tuple[tuple[str, str, str], ...] = ()
+    last_problems: frozenset[str] = frozenset()
+    drafts: Mapping[str, DraftRecord] = field(default_factory=dict)
+    fresh: bool = True
+
+
+@dataclass
+class RunRecord:
+    """One cycle as the Bridge Log and ``status`` tell it: counts and plain words, no values."""
+
+    started: datetime
+    outcome: str = "ok"
+    rows_read: int = 0
+    cells_written: int = 0
+    tabs_written: tuple[str, ...] = ()
+    drafts: int = 0
+    problems: tuple[str, ...] = ()
+    summary: str = ""
+    logged: bool = False
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+class StateStore:
+    """The SQLite state file plus the folder lock. Use as a context manager."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / "state.sqlite"
+        self._lock_fd: int | None = None
+        self._db: sqlite3.Connection | None = None
+        self.recovered_from: Path | None = None
+
+    # -- opening ---------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(self.state_dir, 0o700)
+        self._acquire_lock()
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError:
+            # F20: a corrupt state file is set aside, never deleted, and rebuilt from the sheet.
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(str(self.path) + suffix)
+            self.recovered_from = aside
+            log.warning("state file was unreadable; set aside as %s and rebuilt", aside.name)
+            self._db = self._connect()
+
+    def _acquire_lock(self) -> None:
+        lock_path = self.state_dir / "bridge.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StateLockedError(
+                f"Another sheets-bridge (pid {holder}) is using the state folder {self.state_dir}: "
+                "stop it first, or give this one its own state_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode("ascii"))
+        self._lock_fd = fd
+
+    def _connect(self) -> sqlite3.Connection:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(SCHEMA)
+        db.execute("INSERT OR IGNORE INTO meta VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+        db.execute("INSERT OR IGNORE INTO meta VALUES('next_id', '1')")
+        db.execute("SELECT count(*) FROM ids").fetchone()
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise BridgeError("the state store is not open")
+        return self._db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: all of it lands, or none of it."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- reading ---------------------------------------------------------------------------
+    def view(self, now: datetime, *, notice_hours: float = 24, log_rows: int = 200) -> StateView:
+        db = self.db
+        next_id = int(db.execute("SELECT value FROM meta WHERE key='next_id'").fetchone()[0])
+        ids = {
+            rid: IdRecord(identity, bool(present))
+            for rid, identity, present in db.execute(
+                "SELECT referral_id, identity, present FROM ids"
+            )
+        }
+        written = {
+            (rid, col): WrittenRecord(h, prev, pend)
+            for rid, col, h, prev, pend in db.execute(
+                "SELECT referral_id, col, hash, previous, pending FROM written"
+            )
+        }
+        since = _iso(now - timedelta(hours=notice_hours))
+        notices = tuple(
+            Notice(rid, message, datetime.fromisoformat(created))
+            for rid, message, created in db.execute(
+                "SELECT referral_id, message, created FROM notices WHERE created >= ? "
+                "ORDER BY created",
+                (since,),
+            )
+        )
+        rows = tuple(
+            (started, summary, problems)
+            for started, summary, problems in db.execute(
+                "SELECT started, summary, problem_text FROM runs WHERE logged = 1 "
+                "ORDER BY id DESC LIMIT ?",
+                (log_rows,),
+            )
+        )
+        last = db.execute("SELECT value FROM meta WHERE key='last_problems'").fetchone()
+        last_problems = frozenset(last[0].split("\n")) - {""} if last else frozenset()
+        drafts = {
+            key: DraftRecord(key, rid, kind, rkey, status, ref, datetime.fromisoformat(created))
+            for key, rid, kind, rkey, status, ref, created in db.execute(
+                "SELECT key, referral_id, kind, referrer_key, status, ref, created FROM drafts"
+            )
+        }
+        return StateView(
+            next_id_number=next_id,
+            ids=ids,
+            written=written,
+            notices=notices,
+            log_rows=tuple((a, b, c or "") for a, b, c in rows),
+            last_problems=last_problems,
+            drafts=drafts,
+            fresh=not ids and not written,
+        )
+
+    # -- the journal -----------------------------------------------------------------------
+    def record_intent(
+        self,
+        writes: Iterable[CellWrite],
+        assigned: Mapping[str, str],
+        next_id_number: int,
+        now: datetime,
+    ) -> None:
+        """Before touching the sheet: burn the ID numbers and mark what is about to be written.
+
+        If the process dies after the sheet is saved but before ``commit``, the next cycle sees
+        these values as the bridge's own (not hand edits) and the IDs as issued.
+        """
+        stamp = _iso(now)
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key='next_id'",
+                (next_id_number,),
+            )
+            db.executemany(
+                "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen) "
+                "VALUES(?, ?, 0, 1, ?, ?) ON CONFLICT(referral_id) DO NOTHING",
+                [(rid, identity, stamp, stamp) for rid, identity in assigned.items()],
+            )
+            db.executemany(
+                "INSERT INTO written(referral_id, col, pending) VALUES(?, ?, ?) "
+                "ON CONFLICT(referral_id, col) DO UPDATE SET pending = excluded.pending",
+                [(_write_id(w), w.column, value_hash(w.new)) for w in writes],
+            )
+
+    def commit_cycle(
+        self,
+        *,
+        applied: Iterable[CellWrite],
+        present: Mapping[str, str],
+        notices: Iterable[Notice],
+        run: RunRecord,
+        now: datetime,
+        adopted: Iterable[tuple[str, str, str]] = (),
+    ) -> int:
+        """After the sheet write: confirm what landed, forget what did not, record the run.
+
+        ``present`` maps every Referral ID now in the sheet to its row identity.
+        """
+        stamp = _iso(now)
+        applied = list(applied)
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE written SET previous = hash, hash = ?, pending = NULL "
+                "WHERE referral_id = ? AND col = ?",
+                [(value_hash(w.new), _write_id(w), w.column) for w in applied],
+            )
+            db.execute("UPDATE written SET pending = NULL WHERE pending IS NOT NULL")
+            db.executemany(
+                "INSERT INTO written(referral_id, col, hash) VALUES(?, ?, ?) "
+                "ON CONFLICT(referral_id, col) DO UPDATE SET hash = excluded.hash",
+                list(adopted),
+            )
+            self._mark_present(db, present, stamp)
+            db.executemany(
+                "INSERT OR IGNORE INTO notices VALUES(?, ?, ?)",
+                [(n.referral_id, n.message, _iso(n.created)) for n in notices],
+            )
+            run_id = self._insert_run(db, run, now)
+            by_row: dict[str, list[str]] = {}
+            for write in applied:
+                by_row.setdefault(_write_id(write), []).append(write.column)
+            db.executemany(
+                "INSERT INTO audit(at, run_id, action, referral_id, columns, result) "
+                "VALUES(?, ?, 'write', ?, ?, 'applied')",
+                [(stamp, run_id, rid, ", ".join(cols)) for rid, cols in by_row.items()],
+            )
+            if run.logged:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES('last_problems', ?)",
+                    ("\n".join(sorted(run.problems)),),
+                )
+        return run_id
+
+    @staticmethod
+    def _mark_present(db: sqlite3.Connection, present: Mapping[str, str], stamp: str) -> None:
+        db.execute("UPDATE ids SET present = 0, pending = 0")
+        db.executemany(
+            "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen) "
+            "VALUES(?, ?, 1, 0, ?, ?) ON CONFLICT(referral_id) DO UPDATE SET "
+            "identity = excluded.identity, present = 1, last_seen = excluded.last_seen",
+            [(rid, identity, stamp, stamp) for rid, identity in present.items()],
+        )
+
+    def record_quiet(self, present: Mapping[str, str], now: datetime) -> None:
+        """A quiet cycle: remember when it ran and who is where; nothing else changes.
+
+        Quiet runs are not added to the runs table (a daemon would add one every few minutes);
+        ``status`` reads the time from here.
+        """
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES('last_quiet', ?)", (_iso(now),))
+            changed = [
+                (identity, rid)
+                for rid, identity in present.items()
+            ]
+            db.executemany(
+                "UPDATE ids SET identity = ?, present = 1 WHERE referral_id = ? AND identity != ?",
+                [(identity, rid, identity) for identity, rid in changed],
+            )
+
+    def last_quiet(self) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='last_quiet'").fetchone()
+        return row[0] if row else None
+
+    def record_run(self, run: RunRecord, now: datetime) -> int:
+        """A run that wrote nothing (quiet, stopped or failed): only the runs table changes."""
+        with self.transaction() as db:
+            run_id = self._insert_run(db, run, now)
+            if run.logged:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES('last_problems', ?)",
+                    ("\n".join(sorted(run.problems)),),
+                )
+        return run_id
+
+    def _insert_run(self, db: sqlite3.Connection, run: RunRecord, now: datetime) -> int:
+        cursor = db.execute(
+            "INSERT INTO runs(started, finished, outcome, rows_read, cells_written, tabs_written,"
+            " drafts, problems, summary, problem_text, logged)"
+            " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                _iso(run.started),
+                _iso(now),
+                run.outcome,
+                run.rows_read,
+                run.cells_written,
+                ", ".join(run.tabs_written),
+                run.drafts,
+                len(run.problems),
+                run.summary,
+                "\n".join(run.problems),
+                int(run.logged),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def audit(self, action: str, *, referral_id: str = "", columns: str = "",
+              draft_ref: str = "", result: str = "", now: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO audit(at, action, referral_id, columns, draft_ref, result) "
+            "VALUES(?, ?, ?, ?, ?, ?)",
+            (_iso(now), action, referral_id, columns, draft_ref, result),
+        )
+
+    # -- drafts ledger (exactly once) ------------------------------------------------------
+    def draft_pending(self, key: str, referral_id: str, kind: str, referrer_key: str,
+                      now: datetime) -> None:
+        """Journal a draft key before the draft is created (R1)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO drafts(key, referral_id, kind, referrer_key, status, created) "
+                "VALUES(?, ?, ?, ?, 'pending', ?) ON CONFLICT(key) DO NOTHING",
+                (key, referral_id, kind, referrer_key, _iso(now)),
+            )
+
+    def draft_confirmed(self, key: str, ref: str, now: datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE drafts SET status = 'confirmed', ref = ?, confirmed = ? WHERE key = ?",
+                (ref, _iso(now), key),
+            )
+            db.execute(
+                "INSERT INTO audit(at, action, referral_id, columns, draft_ref, result) "
+                "SELECT ?, 'draft', referral_id, kind, ?, 'created' FROM drafts WHERE key = ?",
+                (_iso(now), ref, key),
+            )
+
+    def draft_adopt(self, key: str, referral_id: str, kind: str, ref: str, now: datetime) -> None:
+        """A draft found in the mail backend that the ledger lacks (rebuilt state): never redo it."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO drafts(key, referral_id, kind, status, ref, created, confirmed) "
+                "VALUES(?, ?, ?, 'confirmed', ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                (key, referral_id, kind, ref, _iso(now), _iso(now)),
+            )
+
+    def pending_drafts(self) -> list[DraftRecord]:
+        return [
+            DraftRecord(key, rid, kind, rkey, status, ref, datetime.fromisoformat(created))
+            for key, rid, kind, rkey, status, ref, created in self.db.execute(
+                "SELECT key, referral_id, kind, referrer_key, status, ref, created FROM drafts "
+                "WHERE status = 'pending' ORDER BY created"
+            )
+        ]
+
+    # -- status ----------------------------------------------------------------------------
+    def recent_runs(self, limit: int = 10) -> list[dict[str, object]]:
+        cursor = self.db.execute(
+            "SELECT started, outcome, rows_read, cells_written, tabs_written, drafts, problems, "
+            "summary FROM runs ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _write_id(write: CellWrite) -> str:
+    """The Referral ID a write belongs to once the plan has landed (new rows get theirs now)."""
+    return write.row.target_id or write.row.referral_id

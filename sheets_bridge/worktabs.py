@@ -1,0 +1,197 @@
+"""The working tabs: Follow-ups (the queue), Sources (How Heard as typed) and the Bridge Log.
+
+Pure builders returning ``TabContent``. The Follow-ups tab is the only summary that names
+patients: it is the front desk's work queue. Every value that came from a cell is a ``str`` and
+is written as text, so a name typed as ``=cmd()`` stays text here too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sheets_bridge.columns import normalize_header
+from sheets_bridge.model import (
+    BRIDGE_LOG_TAB,
+    FOLLOWUPS_TAB,
+    SOURCES_TAB,
+    CellValue,
+    OutValue,
+    Referral,
+    TabContent,
+    TabValues,
+)
+from sheets_bridge.rules import format_moment
+from sheets_bridge.values import cell_text, comparison_key, is_blank, source_tag_for
+
+SOURCES_HEADERS = ("How Heard (as typed)", "Rows", "Channel", "Source Tag", "Use Tag Instead")
+FOLLOWUPS_HEADERS = (
+    "Referral ID",
+    "Patient",
+    "Phone",
+    "Stage",
+    "Follow-up Due",
+    "Source Tag",
+    "Referred By",
+    "Attention",
+)
+LOG_HEADERS = ("When", "What happened", "Problems")
+_URGENCY = {"OVERDUE": 0, "Contact due": 1}
+_OVERRIDE_TAGS = {
+    "providerreferral": "Provider Referral",
+    "provider": "Provider Referral",
+    "patientreferral": "Patient Referral",
+    "patient": "Patient Referral",
+    "selfreferral": "Self-Referral",
+    "self": "Self-Referral",
+}
+
+
+@dataclass(frozen=True)
+class SourceOverrides:
+    """Tags a manager typed on the Sources tab, keyed by the How Heard comparison key."""
+
+    tags: Mapping[str, str]
+    raw: Mapping[str, str]
+    problems: tuple[str, ...] = ()
+
+
+def read_source_overrides(tab: TabValues | None) -> SourceOverrides:
+    """Read the manager's "Use Tag Instead" column; an unknown tag is reported, not used."""
+    if tab is None or not tab.rows:
+        return SourceOverrides({}, {})
+    header_index = None
+    for index, row in enumerate(tab.rows[:5]):
+        keys = [normalize_header(cell_text(v)) for v in row]
+        if normalize_header(SOURCES_HEADERS[0]) in keys:
+            header_index = index
+            break
+    if header_index is None:
+        return SourceOverrides({}, {})
+    keys = [normalize_header(cell_text(v)) for v in tab.rows[header_index]]
+    try:
+        heard_col = keys.index(normalize_header(SOURCES_HEADERS[0]))
+        tag_col = keys.index(normalize_header(SOURCES_HEADERS[4]))
+    except ValueError:
+        return SourceOverrides({}, {})
+    tags: dict[str, str] = {}
+    raw: dict[str, str] = {}
+    problems = []
+    for number, row in enumerate(tab.rows[header_index + 1 :], start=header_index + 2):
+        heard = cell_text(row[heard_col]).strip() if heard_col < len(row) else ""
+        typed = row[tag_col] if tag_col < len(row) else None
+        if not heard or is_blank(typed):
+            continue
+        key = comparison_key(heard)
+        raw[key] = cell_text(typed)
+        tag = _OVERRIDE_TAGS.get(normalize_header(cell_text(typed)))
+        if tag is None:
+            problems.append(
+                f"Sources tab row {number}: Use Tag Instead must be Provider Referral, "
+                "Patient Referral or Self-Referral"
+            )
+        else:
+            tags[key] = tag
+    return SourceOverrides(tags, raw, tuple(problems))
+
+
+def build_sources(referrals: Sequence[Referral], overrides: SourceOverrides) -> TabContent:
+    """Every How Heard value seen, how often, what it maps to, and the manager's own tag."""
+    counts: Counter[str] = Counter()
+    shown: dict[str, Counter[str]] = {}
+    channel: dict[str, str] = {}
+    tag: dict[str, str] = {}
+    for referral in referrals:
+        if not referral.how_heard:
+            continue
+        key = comparison_key(referral.how_heard)
+        counts[key] += 1
+        shown.setdefault(key, Counter())[referral.how_heard] += 1
+        channel.setdefault(key, referral.channel or "")
+        tag.setdefault(key, referral.source_tag)
+    rows: list[tuple[OutValue, ...]] = [SOURCES_HEADERS]
+    for key, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        typed = overrides.raw.get(key, "")
+        bridge_channel = channel[key]
+        mapped = source_tag_for(bridge_channel or None)
+        rows.append(
+            (shown[key].most_common(1)[0][0], count, bridge_channel or "(not recognised)",
+             tag[key] if typed else mapped, typed)
+        )
+    # Overrides for values no longer in use are kept, so a manager's work is never lost.
+    for key, typed in sorted(overrides.raw.items()):
+        if key not in counts:
+            rows.append((key, 0, "", overrides.tags.get(key, ""), typed))
+    return TabContent(SOURCES_TAB, tuple(rows), widths=(32, 8, 16, 18, 20))
+
+
+def build_followups(referrals: Iterable[Referral]) -> TabContent:
+    """The work queue: overdue first, then contact due, then rows that need attention."""
+    queue = [
+        r
+        for r in referrals
+        if r.stage in _URGENCY or r.attention
+    ]
+
+    def urgency(r: Referral) -> tuple[int, str, int]:
+        due = format_moment(r.follow_up_due, r.follow_up_due.tzinfo) if r.follow_up_due else ""  # type: ignore[arg-type]
+        return (_URGENCY.get(r.stage, 2), due if r.stage in _URGENCY else "", r.row)
+
+    rows: list[tuple[OutValue, ...]] = [FOLLOWUPS_HEADERS]
+    for r in sorted(queue, key=urgency):
+        name = " ".join(part for part in (r.first_name, r.last_name) if part)
+        rows.append(
+            (
+                r.referral_id,
+                name,
+                r.phone or "",
+                r.stage,
+                format_moment(r.follow_up_due, r.follow_up_due.tzinfo) if r.follow_up_due else "",  # type: ignore[arg-type]
+                r.source_tag,
+                r.referred_by,
+                "\n".join(r.attention),
+            )
+        )
+    return TabContent(FOLLOWUPS_TAB, tuple(rows), widths=(11, 24, 16, 12, 17, 17, 22, 60))
+
+
+def build_bridge_log(
+    entry: tuple[str, str, str] | None, previous: Sequence[tuple[str, str, str]], keep: int = 200
+) -> TabContent:
+    """Recent runs that changed something or failed, newest first."""
+    rows: list[tuple[OutValue, ...]] = [LOG_HEADERS]
+    if entry is not None:
+        rows.append(entry)
+    rows.extend(previous[: keep - 1])
+    return TabContent(BRIDGE_LOG_TAB, tuple(rows), widths=(17, 70, 70))
+
+
+def tab_matches(content: TabContent, current: TabValues | None) -> bool:
+    """True when the tab already shows exactly this content (a quiet cycle writes nothing)."""
+    if current is None:
+        return False
+    have = _trim(current.rows)
+    want = _trim(tuple(tuple(v for v in row) for row in content.rows))
+    if len(have) != len(want):
+        return False
+    return all(_same_row(a, b) for a, b in zip(have, want, strict=True))
+
+
+def _trim(rows: Sequence[Sequence[CellValue]]) -> list[tuple[str, ...]]:
+    out = [tuple(cell_text(v) for v in row) for row in rows]
+    out = [tuple(_rstrip(row)) for row in out]
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+def _rstrip(row: tuple[str, ...]) -> tuple[str, ...]:
+    end = len(row)
+    while end and row[end - 1] == "":
+        end -= 1
+    return row[:end]
+
+
+def _same_row(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    return a == b
