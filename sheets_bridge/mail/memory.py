@@ -1,0 +1,37 @@
+"""Drafts kept in memory: for tests and ``sync --dry-run``, with the same once-per-key semantics."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from typing import ClassVar
+
+__all__ = ["MemoryDrafter"]
+
+
+class MemoryDrafter:
+    """A dict of drafts by key. ``created`` counts real creations, so tests can assert "once"."""
+
+    kind: ClassVar[str] = "memory"
+
+    def __init__(self) -> None:
+        self.messages: dict[str, EmailMessage] = {}
+        self.created = 0
+
+    def describe(self) -> str:
+        return "drafts in memory (nothing is saved)"
+
+    @staticmethod
+    def _ref(key: str) -> str:
+        return f"memory:{key}"
+
+    def find(self, key: str) -> str | None:
+        return self._ref(key) if key in self.messages else None
+
+    def create(self, key: str, message: EmailMessage) -> str:
+        if key not in self.messages:
+            self.messages[key] = message
+            self.created += 1
+        return self._ref(key)
+
+    def list_keys(self) -> dict[str, str]:
+        return {key: self._ref(key) for key in sorted(self.messages)}

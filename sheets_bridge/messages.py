@@ -1,0 +1,144 @@
+"""Turning a planned draft into a standard MIME message, refusing anything that could inject.
+
+Built with the standard library's ``email`` package under ``policy.default``, which encodes
+non-ASCII display names and subjects (María-José, 张伟) as RFC 2047 words and folds long
+headers. The policy's own newline checks came late and in pieces (CVE-2024-6923,
+CVE-2026-1299), so every header-bound value is checked here first, before any header object
+exists (RELIABILITY.md, Injection). Addresses are parsed strictly: one address, no group, no
+parser defects; ``parseaddr`` is avoided because this Python's lacks ``strict=``
+(CVE-2023-27043).
+
+The draft's key travels in the message twice (R2): a deterministic ``Message-ID`` and an
+``X-Sheets-Bridge-Key`` header, so a draft created just before a crash can be found again.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from sheets_bridge.model import DraftRequest
+from sheets_bridge.values import has_control_chars
+
+__all__ = [
+    "KEY_HEADER",
+    "HeaderInjectionError",
+    "InvalidAddressError",
+    "build_message",
+    "message_id_for",
+    "parse_address",
+]
+
+#: The header that carries the draft key, for reconciling after a crash (R2).
+KEY_HEADER = "X-Sheets-Bridge-Key"
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*")
+
+
+class HeaderInjectionError(ValueError):
+    """A value bound for a header holds CR, LF, NUL, a bidi control or an encoded line break.
+
+    ``field`` names the header (``To``, ``Subject``, ``From name``...) so the caller can say
+    which column to fix; the value itself is never in the message (it may be patient data).
+    """
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} contains a line break or control character: refused")
+        self.field = field
+
+
+class InvalidAddressError(ValueError):
+    """A ``To`` or ``From`` value is not exactly one valid address."""
+
+    def __init__(self, field: str, why: str = "is not one valid email address") -> None:
+        super().__init__(f"{field} {why}")
+        self.field = field
+
+
+def _refuse_hazards(values: dict[str, str]) -> None:
+    for field, value in values.items():
+        if has_control_chars(value) or "\t" in value:
+            raise HeaderInjectionError(field)
+
+
+def parse_address(value: str, *, field: str) -> Address:
+    """Parse ``value`` as exactly one address (with an optional display name), strictly.
+
+    The domain is converted to its ASCII form (IDNA) so the message needs no SMTPUTF8; an
+    address whose local part is not ASCII is refused for the same reason.
+    """
+    _refuse_hazards({field: value})
+    header = policy.default.header_factory(field, value)
+    groups: tuple[Any, ...] = getattr(header, "groups", ())
+    if header.defects or len(groups) != 1 or groups[0].display_name is not None:
+        raise InvalidAddressError(field)
+    addresses = groups[0].addresses
+    if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
+        raise InvalidAddressError(field)
+    address = addresses[0]
+    try:
+        checked = validate_email(address.addr_spec, check_deliverability=False)
+    except EmailNotValidError:
+        raise InvalidAddressError(field) from None
+    ascii_address = checked.ascii_email
+    if not ascii_address:
+        raise InvalidAddressError(
+            field, "has a non-ASCII name before the @, which mail may not carry"
+        )
+    return Address(display_name=address.display_name, addr_spec=ascii_address)
+
+
+def message_id_for(key: str, domain: str) -> str:
+    """The deterministic Message-ID of the draft with ``key``: ``<key@domain>``."""
+    return f"<{_KEY_UNSAFE.sub('-', key)}@{domain}>"
+
+
+def build_message(
+    draft: DraftRequest, *, from_addr: str, from_name: str, now: datetime, domain: str
+) -> EmailMessage:
+    """The ``multipart/alternative`` message (plain text, then HTML) for ``draft``.
+
+    Raises :class:`HeaderInjectionError` or :class:`InvalidAddressError` (both ``ValueError``)
+    before building anything when a header-bound value is unsafe. ``now`` stamps the Date
+    header; ``domain`` is the right side of the Message-ID (the practice's mail domain).
+    """
+    _refuse_hazards(
+        {
+            "To": draft.to,
+            "Subject": draft.subject,
+            "From": from_addr,
+            "From name": from_name,
+            "key": draft.key,
+            "domain": domain,
+        }
+    )
+    if not draft.key or _KEY_UNSAFE.search(draft.key):
+        raise ValueError("the draft key may hold only letters, digits, '.', '-' and '_'")
+    if not _DOMAIN.fullmatch(domain):
+        raise ValueError("the Message-ID domain must be a plain host name like example.com")
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    if "\0" in draft.text or "\0" in draft.html:
+        raise ValueError("the draft body contains a NUL character")
+    to = parse_address(draft.to, field="To")
+    sender = parse_address(from_addr, field="From")
+    sender = Address(display_name=" ".join(from_name.split()), addr_spec=sender.addr_spec)
+
+    message = EmailMessage(policy=policy.default)
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = draft.subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id_for(draft.key, domain)
+    message[KEY_HEADER] = draft.key
+    message.set_content(draft.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(draft.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return message
