@@ -165,7 +165,7 @@ def create_workbook(path: Path, *, tab: str = model.REFERRALS_TAB) -> list[str]:
             f"{path} appeared while the workbook was being built, so it was left untouched: "
             "run `sheets-bridge init` again to repair it instead."
         )
-    _save_atomically(wb, path)
+    save_workbook_atomically(wb, path)
     return [
         f"Created {path}",
         (
@@ -254,7 +254,7 @@ def repair_workbook(
     if not lines:
         return ["Nothing to repair"]
     _refuse_if_open(path)
-    _save_atomically(wb, path)
+    save_workbook_atomically(wb, path)
     return lines
 
 
@@ -430,7 +430,7 @@ def _refuse_if_open(path: Path) -> None:
             )
 
 
-def _save_atomically(wb: Workbook, path: Path) -> None:
+def save_workbook_atomically(wb: Workbook, path: Path) -> None:
     """Write to a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     A crash or full disk leaves either the old workbook or the new one, never a torn file.
