@@ -1,0 +1,28 @@
+"""The scheduled sync job: exactly what ``sheets-bridge sync --config PATH`` does.
+
+APScheduler refers to jobs by textual reference (``jobs.sync:run``), so this stays a few lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from sheets_bridge.config import load_config
+from sheets_bridge.errors import BridgeError
+from sheets_bridge.runner import run_sync
+
+log = logging.getLogger(__name__)
+
+
+def run(config_path: str) -> None:
+    """One cycle; a failure is logged (no patient data) and the next run is the retry."""
+    config = load_config(Path(config_path))
+    try:
+        report = run_sync(config, now=datetime.now(config.tz))
+    except BridgeError as error:
+        log.warning("sync did not run: %s", error)
+        return
+    log.info("sync %s: %d cells, %d tabs", report.outcome, report.cells_written,
+             len(report.tabs_written))
