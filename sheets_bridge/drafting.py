@@ -440,7 +440,13 @@ class TemplateSet:
                 except TemplateSyntaxError as error:
                     problems.append(f"{label} line {error.lineno}: {error.message}")
                     continue
-                found = _check_ast(self.env, ast, kind, label, allowed)
+                try:
+                    found = _check_ast(self.env, ast, kind, label, allowed)
+                except TemplateError as error:  # an unknown filter or test, found on compile
+                    lineno = getattr(error, "lineno", None)
+                    where = f" line {lineno}" if lineno else ""
+                    problems.append(f"{label}{where}: {error.message or error}")
+                    continue
                 if found:
                     problems.extend(found)
                     continue
