@@ -1,0 +1,1115 @@
+"""The numbers a manager and an owner read: pure functions over the parsed Referral rows.
+
+Everything here is a function of its arguments: no clock (``now`` is passed in, an aware datetime
+in the practice's time zone), no I/O. The Dashboard and Referrers tabs (``summaries.py``) and the
+weekly digest read the same results, so a number in the email is the number in the sheet.
+
+Definitions live in ``docs/metrics.md`` and say exactly what this module computes; keep the two in
+step. The main choices, and why:
+
+* Elapsed times (hours to first contact, the 24/48-hour windows) are measured in real seconds
+  (UTC timestamps), never as wall-clock differences, so a night with a DST change is not an hour
+  short or long. Period and week boundaries are *local* midnights, found by date arithmetic in the
+  practice's zone, so a week with a DST change is still Monday 00:00 to Monday 00:00.
+* A row whose Received cannot be read has no place in time: it is left out of every period and
+  rate, and counted (``unreadable_received``) so a tab can say how many were left out.
+* Shares keep their denominator (``Ratio``): 100% of 1 and 100% of 40 read differently.
+* One pass builds a small fact record per referral; periods are slices of the facts sorted by
+  Received (binary search), so a 10,000-row sheet costs a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from operator import attrgetter
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sheets_bridge.model import SOURCE_TAGS, CellValue, DateSerial, Referral, TabValues
+
+WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+PERIOD_NAMES: tuple[str, ...] = ("This week", "Last week", "Last 4 weeks", "This quarter")
+#: How many full weeks the chart table and the side-by-side comparison cover.
+CHART_WEEKS = 12
+#: Referral tags that have a referrer (the others are cold leads or unknown).
+REFERRED_TAGS: tuple[str, ...] = ("Provider Referral", "Patient Referral")
+
+_HOUR = 3600.0
+_DAY = 86400.0
+
+
+class SummarySettings(BaseModel):
+    """Thresholds for flags and alerts; mounted in the config as ``summaries:``.
+
+    Every default is a judgement a practice may tune; ``docs/metrics.md`` explains each.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    week_starts: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    min_sample: int = Field(5, ge=1)
+    """Below this many referrals a referrer is not ranked or flagged High-quality, and it says so."""
+    high_quality_min_referrals: int = Field(5, ge=1)
+    """High-quality needs at least this many referrals received in the last 365 days."""
+    lapsed_days: int = Field(90, ge=1)
+    """Lapsed: no referral for this many days (and at least one before)."""
+    new_days: int = Field(30, ge=1)
+    """New: the referrer's first referral came within this many days."""
+    stall_ratio: float = Field(0.5, gt=0, le=1)
+    """Stall: last full week's volume below this fraction of the 4 full weeks before it."""
+    stall_min_average: float = Field(3.0, ge=0)
+    """No stall alert while the trailing weekly average is below this (too small to mean much)."""
+    stuck_factor: float = Field(2.0, gt=1)
+    """A row is stuck when it has waited longer than this many times the practice's usual time."""
+    gift_patient_item_limit: float = Field(15.0, ge=0)
+    gift_patient_year_limit: float = Field(75.0, ge=0)
+    gift_provider_year_limit: float = Field(507.0, ge=0)
+    """42 CFR 411.357(k) non-monetary compensation limit; CMS adjusts it every 1 January."""
+
+
+# --------------------------------------------------------------------------------------------
+# Periods
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A named stretch of time, ``[start, end)``, bounded by local midnights."""
+
+    name: str
+    start: datetime
+    end: datetime
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start.timestamp() <= moment.timestamp() < self.end.timestamp()
+
+
+def _zone(now: datetime) -> tzinfo:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be an aware datetime in the practice's time zone")
+    return now.tzinfo
+
+
+def _midnight(day: date, tz: tzinfo) -> datetime:
+    """Local midnight of ``day``: built from the date, so DST never shifts it by an hour."""
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+def week_start(day: date, week_starts: str) -> date:
+    """The first day of the week holding ``day``, weeks starting on ``week_starts``."""
+    first = WEEKDAY_NAMES.index(week_starts)
+    return day - timedelta(days=(day.weekday() - first) % 7)
+
+
+def periods(now: datetime, week_starts: str) -> list[Period]:
+    """This week, Last week, Last 4 weeks and This quarter around ``now``, in now's time zone.
+
+    "Last 4 weeks" is the four *full* weeks before this one, so it never mixes a half-finished
+    week into an average and "Last week" is its most recent quarter.
+    """
+    tz = _zone(now)
+    today = now.date()
+    this_week = week_start(today, week_starts)
+    q_month = 3 * ((today.month - 1) // 3) + 1
+    q_start = date(today.year, q_month, 1)
+    q_end = date(today.year + 1, 1, 1) if q_month == 10 else date(today.year, q_month + 3, 1)
+    week = timedelta(days=7)
+    return [
+        Period("This week", _midnight(this_week, tz), _midnight(this_week + week, tz)),
+        Period("Last week", _midnight(this_week - week, tz), _midnight(this_week, tz)),
+        Period("Last 4 weeks", _midnight(this_week - 4 * week, tz), _midnight(this_week, tz)),
+        Period("This quarter", _midnight(q_start, tz), _midnight(q_end, tz)),
+    ]
+
+
+def chart_window(now: datetime, week_starts: str) -> Period:
+    """The last ``CHART_WEEKS`` full weeks before this week: the chart and side-by-side span."""
+    tz = _zone(now)
+    this_week = week_start(now.date(), week_starts)
+    first = this_week - timedelta(days=7 * CHART_WEEKS)
+    return Period(f"Last {CHART_WEEKS} weeks", _midnight(first, tz), _midnight(this_week, tz))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-referral facts (one pass) and group statistics
+
+
+_HIT, _MISS, _PENDING, _UNKNOWN = 1, 0, -1, -2
+
+
+class _Fact:
+    """What the metrics need to know about one referral with a readable Received, as of now."""
+
+    __slots__ = (
+        "appt_ts",
+        "contact_hours",
+        "contacted",
+        "day",
+        "fc_ts",
+        "fit_known",
+        "good_fit",
+        "long_term",
+        "ref",
+        "scheduled",
+        "seen",
+        "show",
+        "ts",
+        "w24",
+        "w48",
+    )
+
+    def __init__(self, ref: Referral, received: datetime, tz: tzinfo, now_ts: float) -> None:
+        self.ref = ref
+        self.ts = ts = received.timestamp()
+        self.day = (received if received.tzinfo is tz else received.astimezone(tz)).date()
+        fit = ref.fit
+        self.fit_known = bool(fit)
+        self.good_fit = fit == "Good fit"
+        visit, outcome = ref.visit, ref.outcome
+        self.long_term = outcome == "Ongoing care"
+        self.seen = visit == "Attended" or outcome in ("Ongoing care", "Completed")
+        self.scheduled = (
+            self.seen
+            or ref.appointment is not None
+            or visit in ("Scheduled", "No-show", "Cancelled")
+        )
+        fc = ref.first_contact
+        self.contacted = self.scheduled or fc is not None
+        self.fc_ts = fc_ts = fc.timestamp() if fc is not None else None
+        appointment = ref.appointment
+        self.appt_ts = appt_ts = appointment.timestamp() if appointment is not None else None
+        hours: float | None = None
+        if fc_ts is not None:
+            delta = (fc_ts - ts) / _HOUR
+            hours = delta if delta >= 0 else None
+        self.contact_hours = hours
+        if hours is not None:
+            self.w24 = _HIT if hours <= 24 else _MISS
+            self.w48 = _HIT if hours <= 48 else _MISS
+        elif self.contacted:  # contacted, but when is not readable: neither a hit nor a miss
+            self.w24 = self.w48 = _UNKNOWN
+        else:
+            waited = now_ts - ts
+            self.w24 = _MISS if waited > 24 * _HOUR else _PENDING
+            self.w48 = _MISS if waited > 48 * _HOUR else _PENDING
+        self.show = (
+            (1 if visit == "Attended" else 0)
+            if appt_ts is not None
+            and appt_ts < now_ts
+            and visit in ("Attended", "No-show", "Cancelled")
+            else -1
+        )
+
+
+@dataclass(frozen=True)
+class _FactSet:
+    """The facts of one list of referrals as of one moment, sorted by Received."""
+
+    facts: list[_Fact]
+    stamps: list[float]
+    unreadable: tuple[Referral, ...]
+
+
+_last_facts: tuple[tuple[Referral, ...], datetime, _FactSet] | None = None
+
+
+def _facts(referrals: Iterable[Referral], now: datetime) -> _FactSet:
+    """Facts for every referral with a readable Received, sorted by Received, plus the rows left
+    out because Received could not be read.
+
+    The Dashboard, the Referrers tab and the digest all start here; when they are given the same
+    *tuple* (immutable, of frozen Referrals) and the same ``now``, the pass is done once and
+    shared. Lists are never cached: they could change between calls.
+    """
+    global _last_facts
+    cached = _last_facts
+    if cached is not None and cached[0] is referrals and cached[1] == now:
+        return cached[2]
+    tz = _zone(now)
+    now_ts = now.timestamp()
+    facts: list[_Fact] = []
+    unreadable: list[Referral] = []
+    for ref in referrals:
+        received = ref.received
+        if received is None:
+            unreadable.append(ref)
+            continue
+        facts.append(_Fact(ref, received, tz, now_ts))
+    facts.sort(key=attrgetter("ts"))  # stable; nothing shown depends on the order of ties
+    result = _FactSet(facts, [f.ts for f in facts], tuple(unreadable))
+    if isinstance(referrals, tuple):
+        _last_facts = (referrals, now, result)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """``count`` out of ``of``; ``share`` is None when there is nothing to divide by."""
+
+    count: int
+    of: int
+
+    @property
+    def share(self) -> float | None:
+        return self.count / self.of if self.of else None
+
+
+@dataclass(frozen=True, slots=True)
+class Funnel:
+    """How far the referrals got; each stage includes the later ones, so it never grows."""
+
+    received: int = 0
+    contacted: int = 0
+    scheduled: int = 0
+    seen: int = 0
+    long_term: int = 0
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """The metrics of one group of referrals (a period, a source tag, a referrer...).
+
+    ``volume`` counts referrals with a readable Received; ``unreadable_received`` the rows left
+    out because Received could not be read. Shares are properties over ``Ratio`` fields that
+    keep their denominators, so a reader can judge the sample.
+    """
+
+    volume: int
+    funnel: Funnel
+    good_fit: Ratio
+    contact_median_hours: float | None
+    contacts_timed: int
+    within_24h: Ratio
+    within_48h: Ratio
+    pending_24h: int
+    pending_48h: int
+    show: Ratio
+    long_term: Ratio
+    unreadable_received: int = 0
+
+    @property
+    def good_fit_share(self) -> float | None:
+        return self.good_fit.share
+
+    @property
+    def within_24h_share(self) -> float | None:
+        return self.within_24h.share
+
+    @property
+    def within_48h_share(self) -> float | None:
+        return self.within_48h.share
+
+    @property
+    def show_rate(self) -> float | None:
+        return self.show.share
+
+    @property
+    def long_term_share(self) -> float | None:
+        return self.long_term.share
+
+
+def _stats(facts: Iterable[_Fact], unreadable: int = 0) -> GroupStats:
+    """One pass over the facts of a group."""
+    volume = contacted = scheduled = seen = long_term = 0
+    fit_known = good_fit = 0
+    hit24 = miss24 = pend24 = hit48 = miss48 = pend48 = 0
+    shows = attended = 0
+    hours: list[float] = []
+    for f in facts:
+        volume += 1
+        contacted += f.contacted
+        scheduled += f.scheduled
+        seen += f.seen
+        long_term += f.long_term
+        fit_known += f.fit_known
+        good_fit += f.good_fit
+        if f.contact_hours is not None:
+            hours.append(f.contact_hours)
+        w = f.w24
+        if w == _HIT:
+            hit24 += 1
+        elif w == _MISS:
+            miss24 += 1
+        elif w == _PENDING:
+            pend24 += 1
+        w = f.w48
+        if w == _HIT:
+            hit48 += 1
+        elif w == _MISS:
+            miss48 += 1
+        elif w == _PENDING:
+            pend48 += 1
+        if f.show >= 0:
+            shows += 1
+            attended += f.show
+    return GroupStats(
+        volume=volume,
+        funnel=Funnel(volume, contacted, scheduled, seen, long_term),
+        good_fit=Ratio(good_fit, fit_known),
+        contact_median_hours=statistics.median(hours) if hours else None,
+        contacts_timed=len(hours),
+        within_24h=Ratio(hit24, hit24 + miss24),
+        within_48h=Ratio(hit48, hit48 + miss48),
+        pending_24h=pend24,
+        pending_48h=pend48,
+        show=Ratio(attended, shows),
+        long_term=Ratio(long_term, seen),
+        unreadable_received=unreadable,
+    )
+
+
+def empty_stats() -> GroupStats:
+    """The metrics of no referrals: every count 0 and every share None."""
+    return _stats(())
+
+
+def group_stats(referrals: Sequence[Referral], now: datetime) -> GroupStats:
+    """The metrics of ``referrals`` as a whole, as of ``now`` (no period filter)."""
+    fs = _facts(referrals, now)
+    return _stats(fs.facts, len(fs.unreadable))
+
+
+def _slice(fs: _FactSet, period: Period) -> list[_Fact]:
+    lo = bisect_left(fs.stamps, period.start.timestamp())
+    hi = bisect_left(fs.stamps, period.end.timestamp())
+    return fs.facts[lo:hi]
+
+
+def _grouped(facts: Iterable[_Fact], key: Callable[[Referral], str]) -> dict[str, GroupStats]:
+    groups: dict[str, list[_Fact]] = defaultdict(list)
+    for f in facts:
+        groups[key(f.ref)].append(f)
+    return {name: _stats(groups[name]) for name in sorted(groups)}
+
+
+def stats_by(
+    referrals: Sequence[Referral],
+    period: Period,
+    key: Callable[[Referral], str],
+    now: datetime,
+) -> dict[str, GroupStats]:
+    """Metrics per ``key`` (source tag, channel, referrer) for referrals received in ``period``.
+
+    ``now`` decides what has happened yet (a passed appointment, a lapsed 24-hour window).
+    Keys come out sorted, so the result is the same whatever order the rows were in.
+    """
+    return _grouped(_slice(_facts(referrals, now), period), key)
+
+
+def by_source_tag(referral: Referral) -> str:
+    return referral.source_tag or "Unknown"
+
+
+def by_channel(referral: Referral) -> str:
+    return referral.channel or "Not recorded"
+
+
+# --------------------------------------------------------------------------------------------
+# Weekly volume, stall alert, bottlenecks
+
+
+@dataclass(frozen=True)
+class WeekCount:
+    """Referrals received in the week starting ``start`` (a local date), per source tag."""
+
+    start: date
+    counts: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _weeks(fs: _FactSet, now: datetime, week_starts: str, weeks: int) -> list[WeekCount]:
+    tz = _zone(now)
+    this_week = week_start(now.date(), week_starts)
+    first = this_week - timedelta(days=7 * weeks)
+    window = Period("weeks", _midnight(first, tz), _midnight(this_week, tz))
+    buckets = [dict.fromkeys(SOURCE_TAGS, 0) for _ in range(weeks)]
+    for f in _slice(fs, window):
+        tag = f.ref.source_tag if f.ref.source_tag in SOURCE_TAGS else "Unknown"
+        buckets[(f.day - first).days // 7][tag] += 1
+    return [WeekCount(first + timedelta(days=7 * i), buckets[i]) for i in range(weeks)]
+
+
+def weekly_counts(
+    referrals: Sequence[Referral], now: datetime, week_starts: str, weeks: int = CHART_WEEKS
+) -> list[WeekCount]:
+    """Referrals per full week by source tag, oldest first, ending with last week.
+
+    The week in progress is left out: a half-finished week would always look like a drop.
+    """
+    return _weeks(_facts(referrals, now), now, week_starts, weeks)
+
+
+def fmt_number(value: float) -> str:
+    """``9.5`` -> "9.5", ``9.0`` -> "9": one decimal at most, deterministic."""
+    text = f"{value:.1f}"
+    return text.removesuffix(".0")
+
+
+def fmt_date(day: date) -> str:
+    """ "3 Nov 2025": English month names whatever the machine's locale."""
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _stall_from_weeks(weeks: Sequence[WeekCount], settings: SummarySettings) -> str | None:
+    if len(weeks) < 5:
+        return None
+    last = weeks[-1].total
+    average = sum(w.total for w in weeks[-5:-1]) / 4
+    if average < settings.stall_min_average or last >= settings.stall_ratio * average:
+        return None
+    return (
+        f"Stall: {_plural(last, 'referral')} in the week of {fmt_date(weeks[-1].start)}, "
+        f"against an average of {fmt_number(average)} a week over the 4 weeks before."
+    )
+
+
+def volume_line(weeks: Sequence[WeekCount]) -> str:
+    """Last full week against the 4 before it, in words: the line shown when nothing stalled."""
+    if len(weeks) < 5:
+        return ""
+    average = sum(w.total for w in weeks[-5:-1]) / 4
+    return (
+        f"Week of {fmt_date(weeks[-1].start)}: {_plural(weeks[-1].total, 'referral')}, "
+        f"against an average of {fmt_number(average)} a week over the 4 weeks before."
+    )
+
+
+def stall_alert(
+    referrals: Sequence[Referral], now: datetime, settings: SummarySettings
+) -> str | None:
+    """A plain sentence with the numbers when last full week's volume fell well below the trailing
+    4-week average; None otherwise (or when the average is too small to mean anything).
+
+    The last *full* week is judged, not the one in progress, so the alert does not fire every
+    Monday morning merely because the week has just begun.
+    """
+    return _stall_from_weeks(weekly_counts(referrals, now, settings.week_starts, 5), settings)
+
+
+_MAX_IDS = 5
+
+
+def _ids(refs: Sequence[Referral]) -> str:
+    shown = [r.referral_id or f"row {r.row}" for r in refs[:_MAX_IDS]]
+    more = len(refs) - len(shown)
+    text = ", ".join(shown)
+    return f"{text} and {more} more" if more else text
+
+
+def bottlenecks(
+    referrals: Sequence[Referral], now: datetime, settings: SummarySettings
+) -> list[str]:
+    """Where referrals are waiting too long, one sentence each, naming Referral IDs at most.
+
+    * overdue contacts (Stage OVERDUE, as the rules derived it);
+    * appointments more than a day past with no Visit recorded;
+    * rows stuck in Contacted (no appointment, no outcome) for longer than ``stuck_factor`` times
+      the practice's usual days from First Contact to Appointment;
+    * booking getting slow: the median days from First Contact to Appointment for contacts in the
+      last 28 days above ``stuck_factor`` times the median before that.
+
+    The bridge never sees when an appointment was *booked*, only its date, so "usual time in
+    Contacted" is measured as First Contact -> Appointment; a generous yardstick on purpose.
+    """
+    return _bottlenecks(_facts(referrals, now), now, settings)
+
+
+def _timeline(fs: _FactSet) -> Iterable[tuple[Referral, float | None, float | None]]:
+    """(referral, First Contact, Appointment) as timestamps, for every row, readable Received or not."""
+    for f in fs.facts:
+        yield f.ref, f.fc_ts, f.appt_ts
+    for r in fs.unreadable:
+        fc, appt = r.first_contact, r.appointment
+        yield r, fc.timestamp() if fc else None, appt.timestamp() if appt else None
+
+
+def _bottlenecks(fs: _FactSet, now: datetime, settings: SummarySettings) -> list[str]:
+    now_ts = now.timestamp()
+    lines: list[str] = []
+    overdue: list[tuple[float, str, Referral]] = []
+    no_visit: list[tuple[float, str, Referral]] = []
+    booked_recent: list[float] = []
+    booked_before: list[float] = []
+    waiting: list[tuple[float, str, Referral]] = []
+    recent_from = now_ts - 28 * _DAY
+    for r, fc_ts, appt_ts in _timeline(fs):
+        if r.stage == "OVERDUE":
+            due = r.follow_up_due.timestamp() if r.follow_up_due else 0.0
+            overdue.append((due, r.referral_id, r))
+        if appt_ts is not None:
+            if r.visit in (None, "Scheduled") and r.outcome is None and now_ts - appt_ts > _DAY:
+                no_visit.append((appt_ts, r.referral_id, r))
+            if fc_ts is not None and appt_ts >= fc_ts:
+                days = (appt_ts - fc_ts) / _DAY
+                (booked_recent if fc_ts >= recent_from else booked_before).append(days)
+        elif fc_ts is not None and r.visit is None and r.outcome is None and r.fit != "Not a fit":
+            waiting.append((fc_ts, r.referral_id, r))
+    if overdue:
+        overdue.sort(key=lambda t: t[:2])
+        lines.append(
+            f"{_plural(len(overdue), 'referral')} past Follow-up Due with no First Contact: "
+            f"{_ids([t[2] for t in overdue])}."
+        )
+    if no_visit:
+        no_visit.sort(key=lambda t: t[:2])
+        lines.append(
+            f"{_plural(len(no_visit), 'appointment')} passed more than a day ago with no Visit "
+            f"recorded (show rates need it): {_ids([t[2] for t in no_visit])}."
+        )
+    usual = booked_recent + booked_before
+    if len(usual) >= settings.min_sample:
+        usual_days = statistics.median(usual)
+        limit = now_ts - settings.stuck_factor * usual_days * _DAY
+        stuck = sorted((t for t in waiting if t[0] < limit), key=lambda t: t[:2])
+        if stuck:
+            lines.append(
+                f"{_plural(len(stuck), 'referral')} in Contacted for more than "
+                f"{fmt_number(settings.stuck_factor * usual_days)} days with no appointment "
+                f"(usually {fmt_number(usual_days)} days from first contact to appointment): "
+                f"{_ids([t[2] for t in stuck])}."
+            )
+    if len(booked_recent) >= settings.min_sample and len(booked_before) >= settings.min_sample:
+        recent = statistics.median(booked_recent)
+        before = statistics.median(booked_before)
+        if recent > settings.stuck_factor * before:
+            lines.append(
+                f"Booking is slow: first appointments are {fmt_number(recent)} days after first "
+                f"contact for contacts in the last 4 weeks, against {fmt_number(before)} days "
+                f"before that."
+            )
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Overview: everything the Dashboard and the digest show, from one pass
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The Dashboard's numbers, computed once so the digest can reuse them as they are."""
+
+    now: datetime
+    periods: tuple[Period, ...]
+    totals: Mapping[str, GroupStats]
+    """Period name -> metrics of every referral received in it."""
+    by_tag: Mapping[str, Mapping[str, GroupStats]]
+    """Period name -> source tag -> metrics (every tag in SOURCE_TAGS present)."""
+    window: Period
+    """The last CHART_WEEKS full weeks."""
+    window_by_tag: Mapping[str, GroupStats]
+    window_by_channel: Mapping[str, GroupStats]
+    weeks: tuple[WeekCount, ...]
+    stall: str | None
+    bottlenecks: tuple[str, ...]
+    unreadable_received: int
+
+
+def overview(referrals: Sequence[Referral], now: datetime, settings: SummarySettings) -> Overview:
+    """All Dashboard metrics in one pass over the rows, plus cheap slices."""
+    fs = _facts(referrals, now)
+    spans = periods(now, settings.week_starts)
+    totals: dict[str, GroupStats] = {}
+    by_tag: dict[str, dict[str, GroupStats]] = {}
+    empty = _stats(())
+    for span in spans:
+        chunk = _slice(fs, span)
+        totals[span.name] = _stats(chunk)
+        tags = _grouped(chunk, by_source_tag)
+        by_tag[span.name] = {tag: tags.get(tag, empty) for tag in SOURCE_TAGS} | {
+            tag: stats for tag, stats in tags.items() if tag not in SOURCE_TAGS
+        }
+    window = chart_window(now, settings.week_starts)
+    window_facts = _slice(fs, window)
+    weeks = _weeks(fs, now, settings.week_starts, CHART_WEEKS)
+    return Overview(
+        now=now,
+        periods=tuple(spans),
+        totals=totals,
+        by_tag=by_tag,
+        window=window,
+        window_by_tag=_grouped(window_facts, by_source_tag),
+        window_by_channel=_grouped(window_facts, by_channel),
+        weeks=tuple(weeks),
+        stall=_stall_from_weeks(weeks, settings),
+        bottlenecks=tuple(_bottlenecks(fs, now, settings)),
+        unreadable_received=len(fs.unreadable),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Referrers
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def referrer_key(name: str, practice: str = "") -> str:
+    """The identity of a referrer: Referred By and Referrer Practice, casefolded, spaces collapsed.
+
+    The draft ledger and the digest use the same key, so "Dr  Lee" and "dr lee" are one referrer.
+    """
+    return f"{_collapse(name).casefold()}|{_collapse(practice).casefold()}"
+
+
+@dataclass(frozen=True)
+class ReferrerRow:
+    """One referrer as the Referrers tab and the digest show them."""
+
+    name: str
+    practice: str
+    type: Literal["Provider", "Patient"]
+    total: int
+    last_90_days: int
+    last_referral: date
+    good_fit: Ratio
+    show: Ratio
+    long_term: Ratio
+    high_quality: bool | None
+    """None when the referrer has fewer than ``min_sample`` referrals: too few to judge."""
+    lapsed: bool
+    new: bool
+    last_acknowledgement: date | None
+    last_checkin: date | None
+    key: str
+    first_referral: date | None = None
+    last_year: int = 0
+
+    @property
+    def good_fit_share(self) -> float | None:
+        return self.good_fit.share
+
+    @property
+    def show_rate(self) -> float | None:
+        return self.show.share
+
+    @property
+    def long_term_share(self) -> float | None:
+        return self.long_term.share
+
+
+def _most_common(counts: Counter[str]) -> str:
+    """The most frequent spelling; ties go to the alphabetically first, so row order never matters."""
+    if not counts:
+        return ""
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def _kind_dates(kinds: Mapping[str, date]) -> tuple[date | None, date | None]:
+    """Latest acknowledgement and check-in among the ledger's kinds, however the kinds are spelled."""
+    ack: date | None = None
+    checkin: date | None = None
+    for kind, day in kinds.items():
+        plain = re.sub(r"[^a-z]", "", kind.casefold())
+        if "acknowledg" in plain:
+            ack = day if ack is None or day > ack else ack
+        elif "checkin" in plain:
+            checkin = day if checkin is None or day > checkin else checkin
+    return ack, checkin
+
+
+def _is_above(share: float | None, baseline: float | None) -> bool:
+    return share is not None and baseline is not None and share > baseline
+
+
+def referrer_rows(
+    referrals: Sequence[Referral],
+    now: datetime,
+    settings: SummarySettings,
+    drafted: Mapping[str, Mapping[str, date]] | None = None,
+) -> list[ReferrerRow]:
+    """One row per referrer (Referred By + Referrer Practice), most referrals first.
+
+    A row counts for a referrer when Referred By is filled and the Source Tag is not
+    Self-Referral. Type is the majority of the rows' Provider/Patient tags (channel when the tag is
+    Unknown); a tie is Provider. ``drafted`` maps a referrer key to ledger kinds and their last
+    dates; it may be empty.
+    """
+    drafted = drafted or {}
+    fs = _facts(referrals, now)
+    now_ts = now.timestamp()
+    year_from = now_ts - 365 * _DAY
+    # Group by the cells as typed first (cheap), then merge spellings that share a key.
+    raw: dict[tuple[str, str], list[_Fact]] = defaultdict(list)
+    for f in fs.facts:
+        ref = f.ref
+        if ref.source_tag != "Self-Referral" and ref.referred_by and not ref.referred_by.isspace():
+            raw[(ref.referred_by, ref.referrer_practice)].append(f)
+    groups: dict[str, list[_Fact]] = defaultdict(list)
+    names: dict[str, Counter[str]] = defaultdict(Counter)
+    practices: dict[str, Counter[str]] = defaultdict(Counter)
+    for (name, practice), found in raw.items():
+        key = referrer_key(name, practice)
+        if groups[key]:
+            groups[key] = sorted(groups[key] + found, key=attrgetter("ts"))
+        else:
+            groups[key] = found
+        names[key][_collapse(name)] += len(found)
+        practices[key][_collapse(practice)] += len(found)
+    last_year_all = _stats(f for f in fs.facts if f.ts >= year_from)
+    base_fit, base_show = last_year_all.good_fit_share, last_year_all.show_rate
+
+    rows: list[ReferrerRow] = []
+    for key, group in groups.items():
+        stats = _stats(group)
+        year = [f for f in group if f.ts >= year_from]
+        year_stats = _stats(year)
+        provider = sum(
+            f.ref.source_tag == "Provider Referral"
+            or (f.ref.source_tag not in REFERRED_TAGS and f.ref.channel == "Provider")
+            for f in group
+        )
+        patient = sum(
+            f.ref.source_tag == "Patient Referral"
+            or (f.ref.source_tag not in REFERRED_TAGS and f.ref.channel == "Patient")
+            for f in group
+        )
+        high_quality: bool | None
+        if len(group) < settings.min_sample:
+            high_quality = None
+        else:
+            high_quality = (
+                len(year) >= settings.high_quality_min_referrals
+                and _is_above(year_stats.good_fit_share, base_fit)
+                and _is_above(year_stats.show_rate, base_show)
+            )
+        last_ts = group[-1].ts  # facts are sorted by Received
+        ack, checkin = _kind_dates(drafted.get(key, {}))
+        rows.append(
+            ReferrerRow(
+                name=_most_common(names[key]),
+                practice=_most_common(practices[key]),
+                type="Patient" if patient > provider else "Provider",
+                total=len(group),
+                last_90_days=sum(f.ts >= now_ts - 90 * _DAY for f in group),
+                last_referral=group[-1].day,
+                good_fit=stats.good_fit,
+                show=stats.show,
+                long_term=stats.long_term,
+                high_quality=high_quality,
+                lapsed=last_ts < now_ts - settings.lapsed_days * _DAY,
+                new=group[0].ts >= now_ts - settings.new_days * _DAY,
+                last_acknowledgement=ack,
+                last_checkin=checkin,
+                key=key,
+                first_referral=group[0].day,
+                last_year=len(year),
+            )
+        )
+    rows.sort(key=lambda r: (-r.total, r.name.casefold(), r.practice.casefold(), r.key))
+    return rows
+
+
+def practice_baseline(
+    referrals: Sequence[Referral], now: datetime
+) -> tuple[float | None, float | None]:
+    """Good-fit share and show rate of every referral received in the last 365 days: the bar a
+    High-quality referrer must clear."""
+    year_from = now.timestamp() - 365 * _DAY
+    stats = _stats(f for f in _facts(referrals, now).facts if f.ts >= year_from)
+    return stats.good_fit_share, stats.show_rate
+
+
+# --------------------------------------------------------------------------------------------
+# Gifts
+
+
+@dataclass(frozen=True, slots=True)
+class Gift:
+    """One row of the staff-entered Gifts tab, read leniently; ``problems`` say what was unclear."""
+
+    row: int
+    """1-based row number in the Gifts tab, so a warning can point at it."""
+    date: date | None
+    recipient: str
+    recipient_type: Literal["Patient", "Provider", ""]
+    item: str
+    value: float | None
+    problems: tuple[str, ...] = ()
+
+
+_GIFT_HEADERS: dict[str, tuple[str, ...]] = {
+    "date": ("date", "dategiven", "giftdate", "given"),
+    "recipient": ("recipient", "recipientname", "givento", "name"),
+    "recipient_type": ("recipienttype", "type", "recipientkind"),
+    "item": ("item", "gift", "description", "giftitem"),
+    "value": ("retailvalue", "value", "amount", "cost", "price"),
+}
+
+
+def _plain(value: CellValue) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(value).casefold()) if value is not None else ""
+
+
+def _text(value: CellValue) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return _collapse(str(value))
+
+
+_EXCEL_EPOCH = date(1899, 12, 30)
+_NUMERIC_DATE = re.compile(r"^(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{1,4})$")
+_WORD_FORMATS = ("%B %d %Y", "%b %d %Y", "%d %B %Y", "%d %b %Y")
+
+
+def parse_day(value: CellValue, date_order: str = "MDY", date1904: bool = False) -> date | None:
+    """A date from a spreadsheet cell: a date serial, ISO or written text; None when unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int | float):
+        if not 0 < value < 2_958_466:
+            return None
+        return _EXCEL_EPOCH + timedelta(days=int(value) + (1462 if date1904 else 0))
+    text = _collapse(str(value).replace(",", " "))
+    text = re.sub(r"\s+\d{1,2}:\d{2}(:\d{2})?(\s*[ap]\.?m\.?)?$", "", text, flags=re.IGNORECASE)
+    text = text.split("T")[0] if re.match(r"^\d{4}-\d{2}-\d{2}T", text) else text
+    match = _NUMERIC_DATE.match(text)
+    try:
+        if match:
+            a, b, c = match.groups()
+            if len(a) == 4:
+                return date(int(a), int(b), int(c))
+            year = int(c) + (2000 if len(c) <= 2 and int(c) < 70 else 1900 if len(c) <= 2 else 0)
+            month, day = (int(a), int(b)) if date_order == "MDY" else (int(b), int(a))
+            return date(year, month, day)
+        text = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text, flags=re.IGNORECASE)
+        for fmt in _WORD_FORMATS:
+            try:
+                return datetime.strptime(text, fmt).date()
+            except ValueError:
+                continue
+    except ValueError:
+        return None
+    return None
+
+
+def parse_money(value: CellValue) -> float | None:
+    """A non-negative amount from ``15``, ``"$15.00"``, ``"USD 1,200"``; None when unreadable."""
+    if value is None or isinstance(value, bool | DateSerial):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    text = re.sub(r"(?i)usd|us\$|\$|,|\s", "", str(value))
+    if re.fullmatch(r"\d+(\.\d+)?|\.\d+", text):
+        return float(text)
+    return None
+
+
+def _recipient_type(value: CellValue) -> Literal["Patient", "Provider", ""]:
+    plain = _text(value).casefold()
+    if "patient" in plain:
+        return "Patient"
+    if re.search(r"provider|physician|doctor|\bdr\b|\bmd\b|\bdo\b|\bnp\b|\bpa\b|clinician", plain):
+        return "Provider"
+    return ""
+
+
+def read_gifts(
+    tab: TabValues | None, date_order: str = "MDY", date1904: bool = False
+) -> list[Gift]:
+    """The Gifts tab's rows as ``Gift`` records; an absent tab or one without a Recipient header
+    gives none. Headers are found by name in the first ten rows, ignoring case and punctuation."""
+    if tab is None:
+        return []
+    header_index: int | None = None
+    columns: dict[str, int] = {}
+    for index, row in enumerate(tab.rows[:10]):
+        names = [_plain(cell) for cell in row]
+        found = {
+            field: names.index(alias)
+            for field, aliases in _GIFT_HEADERS.items()
+            for alias in reversed(aliases)
+            if alias in names
+        }
+        if "recipient" in found:
+            header_index, columns = index, found
+            break
+    if header_index is None:
+        return []
+
+    def cell(row: tuple[CellValue, ...], field: str) -> CellValue:
+        col = columns.get(field)
+        return row[col] if col is not None and col < len(row) else None
+
+    gifts: list[Gift] = []
+    for index in range(header_index + 1, len(tab.rows)):
+        row = tab.rows[index]
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
+            continue
+        problems: list[str] = []
+        raw_date, raw_value, raw_type = (
+            cell(row, "date"),
+            cell(row, "value"),
+            cell(row, "recipient_type"),
+        )
+        day = parse_day(raw_date, date_order, date1904)
+        if day is None:
+            problems.append(
+                "no Date" if raw_date is None or not _text(raw_date) else "the Date cannot be read"
+            )
+        value = parse_money(raw_value)
+        if value is None:
+            problems.append(
+                "no Retail Value"
+                if raw_value is None or not _text(raw_value)
+                else "the Retail Value is not an amount"
+            )
+        kind = _recipient_type(raw_type)
+        if not kind:
+            problems.append(
+                "no Recipient Type"
+                if raw_type is None or not _text(raw_type)
+                else "the Recipient Type is neither Patient nor Provider"
+            )
+        gifts.append(
+            Gift(
+                row=index + 1,
+                date=day,
+                recipient=_text(cell(row, "recipient")),
+                recipient_type=kind,
+                item=_text(cell(row, "item")),
+                value=value,
+                problems=tuple(problems),
+            )
+        )
+    return gifts
+
+
+_CASH = re.compile(
+    r"\b(cash|gift\s*-?\s*cards?|e-?gift|gift\s*cert(ificate)?s?|vouchers?|"
+    r"visa|mastercard|amex|american\s+express|prepaid|debit\s+cards?|cheques?|checks?|"
+    r"money\s+orders?|venmo|paypal|zelle|cash\s*app|store\s+credit|bitcoin|crypto\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def is_cash_equivalent(item: str) -> bool:
+    """Cash or something spent like cash (gift cards and certificates included)."""
+    return bool(_CASH.search(item))
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def _who(gift: Gift) -> str:
+    """How a warning names the recipient: providers by name, patients only by their Gifts row."""
+    if gift.recipient_type == "Provider" and gift.recipient:
+        return gift.recipient
+    if gift.recipient_type == "Patient":
+        return "a patient"
+    return "the recipient"
+
+
+def gift_warnings(gifts: Sequence[Gift], settings: SummarySettings, year: int) -> list[str]:
+    """Gifts that break the practice's limits in ``year``, one sentence each.
+
+    Cash and cash equivalents are flagged whatever the amount; a patient item over the per-item
+    limit; per recipient, a year's total over the patient or provider limit. Patients are named
+    only by Gifts row ("the patient on Gifts rows 3, 7"), never by name: the digest carries no
+    patient names. Rows whose date or type cannot be read are said so, since they cannot be
+    counted.
+    """
+    lines: list[str] = []
+    totals: dict[tuple[str, str], list[Gift]] = defaultdict(list)
+    for gift in sorted(gifts, key=lambda g: g.row):
+        if gift.date is None:
+            lines.append(
+                f"Gifts row {gift.row}: {', '.join(gift.problems) or 'the Date cannot be read'}, "
+                "so it is not counted in any year."
+            )
+            continue
+        if gift.date.year != year:
+            continue
+        if gift.problems:
+            lines.append(f"Gifts row {gift.row}: {'; '.join(gift.problems)}.")
+        if is_cash_equivalent(gift.item):
+            lines.append(
+                f"Gifts row {gift.row}: {gift.item or 'the item'} for {_who(gift)} is cash or a "
+                "cash equivalent, which is not allowed as a thank-you whatever the amount."
+            )
+        if (
+            gift.recipient_type == "Patient"
+            and gift.value is not None
+            and gift.value > settings.gift_patient_item_limit
+        ):
+            lines.append(
+                f"Gifts row {gift.row}: {_money(gift.value)} for a patient is over the "
+                f"{_money(settings.gift_patient_item_limit)} limit for one item."
+            )
+        if gift.recipient_type and gift.recipient:
+            totals[(gift.recipient_type, _collapse(gift.recipient).casefold())].append(gift)
+    for (kind, _name), group in sorted(totals.items()):
+        total = sum(g.value or 0.0 for g in group)
+        limit = (
+            settings.gift_patient_year_limit
+            if kind == "Patient"
+            else settings.gift_provider_year_limit
+        )
+        if total <= limit:
+            continue
+        rows = ", ".join(str(g.row) for g in group)
+        who = (
+            f"the patient on Gifts rows {rows}"
+            if kind == "Patient"
+            else f"{group[0].recipient} (Gifts rows {rows})"
+        )
+        what = "patients" if kind == "Patient" else "physicians"
+        lines.append(
+            f"Gifts to {who} total {_money(total)} in {year}, over the {_money(limit)} a year "
+            f"limit for {what}."
+        )
+    return lines
+
+
+__all__ = [
+    "CHART_WEEKS",
+    "PERIOD_NAMES",
+    "Funnel",
+    "Gift",
+    "GroupStats",
+    "Overview",
+    "Period",
+    "Ratio",
+    "ReferrerRow",
+    "SummarySettings",
+    "WeekCount",
+    "bottlenecks",
+    "by_channel",
+    "by_source_tag",
+    "chart_window",
+    "empty_stats",
+    "gift_warnings",
+    "group_stats",
+    "is_cash_equivalent",
+    "overview",
+    "periods",
+    "read_gifts",
+    "referrer_key",
+    "referrer_rows",
+    "stall_alert",
+    "stats_by",
+    "week_start",
+    "weekly_counts",
+]
