@@ -326,4 +326,3 @@ def test_every_kind_drafted_once_into_the_folder(tmp_path: Path) -> None:
         parts = list(parsed.iter_parts())
         assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
         assert "Dana" in parts[0].get_content()
-
