@@ -166,7 +166,6 @@ _ROW_FIELDS = frozenset(
     }
 )
 
-_PARTS = ("subject", "text", "html")
 _SUFFIXES = {"subject": ".subject.txt", "text": ".txt", "html": ".html"}
 
 
