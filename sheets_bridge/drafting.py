@@ -827,7 +827,7 @@ class _Planner:
             address = None
         if address is None:
             if report_gaps:
-                flagged = address is None and _column_flagged(r, column)
+                flagged = _column_flagged(r, column)
                 self.gaps.setdefault((r.referral_id, column, flagged), []).append(KIND_LABELS[kind])
             return False
         if hazards:
