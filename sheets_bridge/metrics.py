@@ -723,6 +723,22 @@ def _kind_dates(kinds: Mapping[str, date]) -> tuple[date | None, date | None]:
     return ack, checkin
 
 
+def _ledger_kinds(
+    drafted: Mapping[str, Mapping[str, date]], key: str, group: Sequence[_Fact]
+) -> dict[str, date]:
+    """The ledger's kinds for one referrer, found under this module's key or under drafting's
+    (hashed, email-first) referrer key of any of the referrer's rows: the latest date wins."""
+    from sheets_bridge.drafting import referrer_key as drafting_key  # only when a ledger is given
+
+    merged: dict[str, date] = {}
+    keys = {key} | {drafting_key(f.ref) for f in group}
+    for k in sorted(keys):
+        for kind, day in drafted.get(k, {}).items():
+            if kind not in merged or day > merged[kind]:
+                merged[kind] = day
+    return merged
+
+
 def _is_above(share: float | None, baseline: float | None) -> bool:
     return share is not None and baseline is not None and share > baseline
 
@@ -737,8 +753,9 @@ def referrer_rows(
 
     A row counts for a referrer when Referred By is filled and the Source Tag is not
     Self-Referral. Type is the majority of the rows' Provider/Patient tags (channel when the tag is
-    Unknown); a tie is Provider. ``drafted`` maps a referrer key to ledger kinds and their last
-    dates; it may be empty.
+    Unknown); a tie is Provider. ``drafted`` maps a referrer key (``referrer_key`` here, or
+    ``drafting.referrer_key`` of any of the referrer's rows) to ledger kinds and their last dates;
+    it may be empty.
     """
     drafted = drafted or {}
     fs = _facts(referrals, now)
@@ -789,7 +806,7 @@ def referrer_rows(
                 and _is_above(year_stats.show_rate, base_show)
             )
         last_ts = group[-1].ts  # facts are sorted by Received
-        ack, checkin = _kind_dates(drafted.get(key, {}))
+        ack, checkin = _kind_dates(_ledger_kinds(drafted, key, group)) if drafted else (None, None)
         rows.append(
             ReferrerRow(
                 name=_most_common(names[key]),

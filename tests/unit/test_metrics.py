@@ -600,3 +600,12 @@ def test_gift_warnings() -> None:
 )
 def test_cash_equivalents(item: str, cash: bool) -> None:
     assert is_cash_equivalent(item) is cash
+
+
+def test_drafted_dates_found_under_the_drafting_ledger_key() -> None:
+    from sheets_bridge.drafting import referrer_key as drafting_key
+
+    drafted = {drafting_key(GOLDEN[0]): {"referrer_checkin": date(2025, 9, 1)}}
+    lee = referrer_rows(GOLDEN, NOW, SETTINGS, drafted)[0]
+    assert lee.name == "Dr Ann Lee" and lee.last_checkin == date(2025, 9, 1)
+    assert lee.last_acknowledgement is None

@@ -1,0 +1,273 @@
+"""Golden tests for the Dashboard and Referrers tabs, over the hand-worked dataset of
+``test_metrics.py`` (see its docstring for the table every number below comes from)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+# The golden dataset lives beside these tests (pytest puts this folder on sys.path).
+from test_metrics import GOLDEN, NOW, PT, SETTINGS, P, S, at, gifts_tab, make_referral
+
+from sheets_bridge.metrics import read_gifts, referrer_key
+from sheets_bridge.model import OutValue, Referral, TabContent
+from sheets_bridge.summaries import (
+    TOO_FEW,
+    build_dashboard,
+    build_gifts_summary,
+    build_referrers,
+    dashboard_chart_range,
+)
+
+PRACTICE = "Harbor Physio"
+
+
+def section(tab: TabContent, heading: str) -> dict[str, list[OutValue]]:
+    """The rows under a section heading, by their first cell, up to the next blank row."""
+    start = next(i for i, row in enumerate(tab.rows) if row[0] == heading)
+    out: dict[str, list[OutValue]] = {}
+    for row in tab.rows[start + 1 :]:
+        if row[0] is None:
+            break
+        out[str(row[0])] = list(row[1:5])
+    return out
+
+
+def dashboard() -> TabContent:
+    return build_dashboard(GOLDEN, NOW, SETTINGS, PRACTICE)
+
+
+def test_dashboard_referrals_by_source_tag() -> None:
+    rows = section(dashboard(), "Referrals by source tag")
+    assert rows[""] == ["This week", "Last week", "Last 4 weeks", "This quarter"]
+    assert rows["Dates"] == [
+        "10 Nov – 16 Nov 2025",
+        "3 Nov – 9 Nov 2025",
+        "13 Oct – 9 Nov 2025",
+        "1 Oct – 31 Dec 2025",
+    ]
+    assert rows[P] == [1, 2, 4, 5]
+    assert rows[PT] == [1, 1, 2, 3]
+    assert rows[S] == [1, 1, 2, 3]
+    assert rows["Unknown"] == [0, 0, 0, 0]
+    assert rows["Total"] == [3, 4, 8, 11]
+
+
+def test_dashboard_funnel() -> None:
+    rows = section(dashboard(), "Funnel: how far the period's referrals got")
+    assert rows["Received"] == [3, 4, 8, 11]
+    assert rows["Contacted"] == [1, 4, 7, 8]
+    assert rows["Contacted within 24 hours"] == [1, 2, 4, 5]
+    assert rows["Contacted within 48 hours"] == [1, 3, 6, 7]
+    assert rows["Scheduled"] == [1, 3, 5, 6]
+    assert rows["Seen"] == [0, 1, 2, 2]
+    assert rows["Long-term care"] == [0, 1, 1, 1]
+
+
+def test_dashboard_speed_and_quality() -> None:
+    rows = section(dashboard(), "Speed and quality")
+    assert rows["Good fit (of those with Fit set)"] == [
+        "100% of 1",
+        "50% of 4",
+        "71% of 7",
+        "75% of 8",
+    ]
+    assert rows["Median hours to first contact"] == [6.0, 16.0, 24.0, 15.0]
+    assert rows["Contacted within 24 hours"] == ["50% of 2", "50% of 4", "50% of 8", "50% of 10"]
+    assert rows["Contacted within 48 hours"] == ["100% of 1", "75% of 4", "75% of 8", "78% of 9"]
+    assert rows["Show rate (appointments passed)"] == [
+        "no data",
+        "50% of 2",
+        "50% of 4",
+        "50% of 4",
+    ]
+    assert rows["Conversion to long-term care (of those seen)"] == [
+        "no data",
+        "100% of 1",
+        "50% of 2",
+        "50% of 2",
+    ]
+
+
+def test_dashboard_side_by_side_and_channels() -> None:
+    tab = dashboard()
+    rows = section(tab, "Provider, Patient and Self referrals side by side, 18 Aug – 9 Nov 2025")
+    assert rows[""][:3] == ["Provider", "Patient", "Self"]
+    assert rows["Referrals"][:3] == [5, 2, 2]
+    assert rows["Good fit (of those with Fit set)"][:3] == ["100% of 5", "0% of 1", "50% of 2"]
+    assert rows["Median hours to first contact"][:3] == [4.0, 1.5, 37.0]
+    assert rows["Contacted within 24 hours"][:3] == ["80% of 5", "50% of 2", "0% of 2"]
+    assert rows["Contacted within 48 hours"][:3] == ["100% of 5", "50% of 2", "50% of 2"]
+    assert rows["Show rate (appointments passed)"][:3] == ["60% of 5", "no data", "no data"]
+    assert rows["Conversion to long-term care (of those seen)"][:3] == [
+        "67% of 3",
+        "no data",
+        "no data",
+    ]
+    channels = section(tab, "By channel (How Heard), 18 Aug – 9 Nov 2025")
+    assert channels["Provider"] == [5, "100% of 5", "80% of 5", "60% of 5"]
+    assert channels["Google"] == [1, "100% of 1", "0% of 1", "no data"]
+    assert channels["Directory"] == [0, "no data", "no data", "no data"]  # R16 is older
+
+
+def test_dashboard_alerts() -> None:
+    tab = dashboard()
+    start = next(i for i, row in enumerate(tab.rows) if row[0] == "Alerts")
+    assert [row[0] for row in tab.rows[start + 1 :]] == [
+        "Week of 3 Nov 2025: 4 referrals, against an average of 1 a week over the 4 weeks before.",
+        "2 referrals past Follow-up Due with no First Contact: R-00012, R-00002.",
+        (
+            "1 row has a Received that cannot be read; it is left out of every number here until "
+            "fixed (see Attention on the Referrals tab)."
+        ),
+    ]
+
+
+def test_dashboard_chart_table_sits_at_a_stable_place() -> None:
+    tab = dashboard()
+    assert dashboard_chart_range(tab) == (4, 7, 16, 11)
+    assert tab.rows[4][7:12] == ("Week starting", P, PT, S, "Unknown")
+    assert tab.rows[5][7:12] == ("18 Aug", 0, 0, 0, 0)
+    assert tab.rows[15][7:12] == ("27 Oct", 0, 1, 1, 0)
+    assert tab.rows[16][7:12] == ("3 Nov", 2, 1, 1, 0)
+    empty = build_dashboard([], NOW, SETTINGS, PRACTICE)
+    assert dashboard_chart_range(empty) == (4, 7, 16, 11)
+
+
+def test_dashboard_layout() -> None:
+    tab = dashboard()
+    assert tab.title == "Dashboard"
+    assert tab.rows[0][0] == "Harbor Physio: referrals dashboard"
+    assert tab.rows[1][0] == (
+        "Weeks start on Monday; this week is 10 Nov – 16 Nov 2025. Counts are referrals received "
+        "in each period; a share shows how many it is out of."
+    )
+    assert {0, 3, 4} <= tab.heading_rows
+    assert len({len(row) for row in tab.rows}) == 1
+    assert len(tab.widths) == len(tab.rows[0])
+    for row in tab.rows:
+        for cell in row:
+            assert cell is None or type(cell) in (str, int, float)
+
+
+def test_dashboard_with_no_data_and_one_referral() -> None:
+    empty = build_dashboard([], NOW, SETTINGS, PRACTICE)
+    rows = section(empty, "Speed and quality")
+    assert rows["Show rate (appointments passed)"] == ["no data"] * 4
+    assert section(empty, "Referrals by source tag")["Total"] == [0, 0, 0, 0]
+    one = build_dashboard(
+        [make_referral(1, at(11, 11, 9), P, fc=at(11, 11, 11))], NOW, SETTINGS, PRACTICE
+    )
+    assert section(one, "Referrals by source tag")["Total"] == [1, 0, 0, 1]
+    assert section(one, "Speed and quality")["Median hours to first contact"][0] == 2.0
+
+
+def test_tabs_are_deterministic_whatever_the_row_order() -> None:
+    shuffled = list(GOLDEN)
+    random.Random(3).shuffle(shuffled)
+    assert build_dashboard(shuffled, NOW, SETTINGS, PRACTICE) == dashboard()
+    assert build_referrers(shuffled, NOW, SETTINGS) == build_referrers(GOLDEN, NOW, SETTINGS)
+    # Half an hour later nothing has crossed a threshold: the same tab, so a quiet cycle.
+    assert build_dashboard(GOLDEN, NOW + timedelta(minutes=30), SETTINGS, PRACTICE) == dashboard()
+
+
+def test_referrers_tab() -> None:
+    drafted = {
+        referrer_key("Dr Ann Lee", "Lee Clinic"): {"referrer_acknowledgement": date(2025, 11, 10)}
+    }
+    tab = build_referrers(GOLDEN, NOW, SETTINGS, drafted)
+    assert tab.title == "Referrers"
+    header = tab.rows.index(
+        (
+            "Referrer",
+            "Practice",
+            "Type",
+            "Total referrals",
+            "Last 90 days",
+            "Last referral",
+            "Good fit",
+            "Show rate",
+            "Long-term care",
+            "High-quality",
+            "Lapsed",
+            "New",
+            "Last acknowledgement drafted",
+            "Last check-in drafted",
+        )
+    )
+    assert header in tab.heading_rows and tab.freeze_rows == header + 1
+    assert tab.rows[header + 1 :] == (
+        ("Dr Ann Lee", "Lee Clinic", "Provider", 5, 4, "2025-11-10", "100% of 5", "75% of 4",
+         "100% of 3", "Yes", "", "", "2025-11-10", ""),
+        ("Maria Gomez", "", "Patient", 3, 3, "2025-11-12", "0% of 1", "no data", "no data",
+         TOO_FEW, "", "Yes", "", ""),
+        ("Dr Ben Ortiz", "Ortiz Family Medicine", "Provider", 2, 2, "2025-10-21", "100% of 2",
+         "50% of 2", "0% of 1", TOO_FEW, "", "Yes", "", ""),
+        ("Dr Carl Ng", "Ng Pediatrics", "Provider", 1, 0, "2025-05-01", "100% of 1", "100% of 1",
+         "0% of 1", TOO_FEW, "Yes", "", "", ""),
+    )  # fmt: skip
+
+
+def test_referrers_tab_with_no_referrers() -> None:
+    tab = build_referrers([], NOW, SETTINGS)
+    assert tab.rows[-1][0] == "No referral names a referrer yet."
+
+
+def test_gifts_summary() -> None:
+    summary = build_gifts_summary(read_gifts(gifts_tab()), SETTINGS, 2025)
+    assert (summary.year, summary.count, summary.total_value) == (2025, 8, 620.5)
+    assert len(summary.warnings) == 5
+
+
+# --------------------------------------------------------------------------------------------
+# The canary: no patient data in any summary tab
+
+
+def synthetic(n: int, seed: int) -> list[Referral]:
+    rnd = random.Random(seed)
+    refs = []
+    tags = (P, PT, S, "Unknown")
+    for i in range(1, n + 1):
+        received = NOW - timedelta(days=rnd.uniform(0, 200))
+        tag = rnd.choice(tags)
+        fc = received + timedelta(hours=rnd.uniform(0, 90)) if rnd.random() < 0.8 else None
+        appt = fc + timedelta(days=rnd.uniform(1, 20)) if fc and rnd.random() < 0.7 else None
+        refs.append(
+            make_referral(
+                i,
+                received if rnd.random() > 0.03 else None,
+                tag,
+                channel=rnd.choice(("Google", "Event", None)) if tag in (S, "Unknown") else None,
+                by=rnd.choice(("Dr Ann Lee", "Maria Gomez", "Dr Ben Ortiz")) if tag != S else "",
+                fit=rnd.choice(("Good fit", "Not a fit", "Unsure", None)),
+                fc=fc,
+                appt=appt,
+                visit=rnd.choice(("Attended", "No-show", "Cancelled", "Scheduled", None))
+                if appt
+                else None,
+                stage=rnd.choice(("OVERDUE", "Contacted", "New")),
+                due=received + timedelta(days=1),
+            )
+        )
+    return refs
+
+
+def cell_texts(tabs: Sequence[TabContent]) -> str:
+    return "\n".join(str(cell) for tab in tabs for row in tab.rows for cell in row if cell)
+
+
+def test_canary_no_patient_data_in_summary_tabs() -> None:
+    for refs in (list(GOLDEN), synthetic(300, seed=11)):
+        text = cell_texts(
+            [
+                build_dashboard(refs, NOW, SETTINGS, PRACTICE),
+                build_referrers(refs, NOW, SETTINGS),
+            ]
+        )
+        assert "Maria Gomez" in text  # referrer names are allowed
+        for r in refs:
+            for secret in (r.first_name, r.last_name, r.email, r.phone, r.reason):
+                assert secret and secret not in text, secret
+    warnings = "\n".join(build_gifts_summary(read_gifts(gifts_tab()), SETTINGS, 2025).warnings)
+    assert GOLDEN[0].first_name not in warnings and GOLDEN[0].last_name not in warnings
