@@ -27,6 +27,8 @@ from sheets_bridge.values import (
     source_tag_for,
 )
 
+_UTC = ZoneInfo("UTC")
+
 #: The channel a manager's Source Tag override implies, for "by channel" counts.
 TAG_CHANNEL = {"Provider Referral": "Provider", "Patient Referral": "Patient", "Self-Referral": "Other"}
 
@@ -99,7 +101,7 @@ def next_opening(moment: datetime, ctx: RuleContext) -> datetime:
 
 def follow_up_due(received: datetime, ctx: RuleContext) -> datetime:
     """Received plus the contact window (elapsed time), moved to the next opening if closed then."""
-    due_utc = received.astimezone(ZoneInfo("UTC")) + ctx.window
+    due_utc = received.astimezone(_UTC) + ctx.window
     return next_opening(due_utc, ctx)
 
 
@@ -132,9 +134,12 @@ def derive_stage(
     if first_contact is not None or visit == "Cancelled":
         return "Contacted"
     if due is not None:
-        if ctx.now >= due:
+        # In UTC: two datetimes sharing a tzinfo compare (and subtract) as wall times, which is
+        # wrong in the hour a DST change repeats or skips (F23: the SLA is elapsed time).
+        now_utc, due_utc = ctx.now.astimezone(_UTC), due.astimezone(_UTC)
+        if now_utc >= due_utc:
             return "OVERDUE"
-        if ctx.now >= due - ctx.window / 4:
+        if now_utc >= due_utc - ctx.window / 4:
             return "Contact due"
     return "New"
 
@@ -300,7 +305,7 @@ def read_referral(row: SheetRow, cols: ColumnMap, ctx: RuleContext) -> Referral:
     visit_value = visit.value if visit else None
     if (
         appointment is not None
-        and appointment < ctx.now
+        and appointment.astimezone(_UTC) < ctx.now.astimezone(_UTC)
         and has("Visit")
         and not visit_value
         and (visit is None or visit.problem is None)
@@ -353,5 +358,5 @@ def _before(
 ) -> bool:
     """A date without a time means "some time that day": the same day is never "before"."""
     if received_has_time and contact_has_time:
-        return first_contact < received
+        return first_contact.astimezone(_UTC) < received.astimezone(_UTC)
     return first_contact.date() < received.date()
