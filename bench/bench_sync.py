@@ -97,7 +97,7 @@ def measure(size: int, scenario: str) -> dict[str, float]:
 
         def cycle() -> object:
             with StateStore(config.state_dir) as state:
-                planner, maker = draft_hooks(config, state, dry_run=False, hook=None)
+                planner, maker = draft_hooks(config, state, now=NOW, dry_run=False, hook=None)
                 return run_cycle(
                     config, sheet, state, now=NOW, tab_builders=summary_builders(config),
                     draft_planner=planner, make_drafts=maker,

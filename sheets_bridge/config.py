@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sheets_bridge.drafting import DraftsSettings, TemplateSet
 from sheets_bridge.errors import ConfigError
 from sheets_bridge.model import CHANNELS, REFERRALS_TAB, SOURCE_TAGS, STAFF_COLUMNS
 
@@ -158,10 +159,6 @@ class SourcesConfig(_Model):
         return value
 
 
-class DraftsConfig(_Model):
-    recent_window_days: int = Field(7, ge=0)
-
-
 class BridgeConfig(_Model):
     practice: PracticeConfig
     sheet: SheetConfig
@@ -170,7 +167,7 @@ class BridgeConfig(_Model):
     columns: ColumnsConfig = ColumnsConfig()
     sync: SyncConfig = SyncConfig()
     sources: SourcesConfig = SourcesConfig()
-    drafts: DraftsConfig = DraftsConfig()
+    drafts: DraftsSettings = DraftsSettings()
     config_path: Path | None = Field(default=None, exclude=True)
 
     @property
@@ -213,7 +210,16 @@ def parse_config(data: Any, *, base: Path, source: str = "config") -> BridgeConf
         )
     if isinstance(config.mail, EmlMailConfig):
         updates["mail"] = config.mail.model_copy(update={"path": _resolve(base, config.mail.path)})
-    return config.model_copy(update=updates)
+    if config.drafts.templates_dir is not None:
+        updates["drafts"] = config.drafts.model_copy(
+            update={"templates_dir": _resolve(base, config.drafts.templates_dir)}
+        )
+    config = config.model_copy(update=updates)
+    # B21: a template that reaches for more than its kind may use fails here, not at send time.
+    template_problems = TemplateSet.from_settings(config.drafts).check(config.drafts)
+    if template_problems:
+        raise ConfigError(f"{source}: the email templates have problems", template_problems)
+    return config
 
 
 def load_config(path: Path) -> BridgeConfig:

@@ -1,18 +1,34 @@
-"""The pieces a cycle plugs in: summary tab builders and the drafting engine.
+"""The pieces a cycle plugs in: summary tab builders and the drafting engine with its journal.
 
-The planner takes them as arguments so its core stays testable without templates or mail.
+The planner takes them as arguments so its core stays testable without templates or mail. The
+exactly-once protocol for drafts lives here (R1, R2): reconcile pending keys, then for each new
+draft journal the key as pending, create the draft (its key travels in the message), confirm.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.cycle import StepHook
-from sheets_bridge.model import Referral, Snapshot, TabContent
+from sheets_bridge.drafting import (
+    REFERRER_KINDS,
+    DraftHistory,
+    TemplateSet,
+    plan_drafts,
+    referrer_key,
+    referrer_of_key,
+)
+from sheets_bridge.errors import BackendError
+from sheets_bridge.mail import Drafter, open_drafter
+from sheets_bridge.messages import HeaderInjectionError, InvalidAddressError, build_message
+from sheets_bridge.model import DraftRequest, Referral, Snapshot, TabContent
 from sheets_bridge.planner import DraftPlanner, PlanResult, TabBuilder
-from sheets_bridge.state import StateStore
+from sheets_bridge.state import StateStore, StateView
+
+log = logging.getLogger(__name__)
 
 
 def summary_builders(config: BridgeConfig) -> Sequence[TabBuilder]:
@@ -26,8 +42,105 @@ def summary_builders(config: BridgeConfig) -> Sequence[TabBuilder]:
     return [build]
 
 
+def history_of(view: StateView) -> DraftHistory:
+    """The journal as the drafting engine sees it: every key, and when referrers last heard."""
+    last: dict[tuple[str, str], datetime] = {}
+    for record in view.drafts.values():
+        if record.kind in REFERRER_KINDS:
+            who = referrer_of_key(record.key) or record.referrer_key
+            slot = (who, record.kind)
+            if slot not in last or last[slot] < record.created:
+                last[slot] = record.created
+    return DraftHistory(keys=frozenset(view.drafts), last_sent=last)
+
+
+def _step(hook: StepHook | None, name: str) -> None:
+    if hook is not None:
+        hook(name)
+
+
+def reconcile(state: StateStore, drafter: Drafter, now: datetime) -> None:
+    """Before anything is created: settle every pending key, and adopt drafts a lost state forgot.
+
+    A pending key whose draft exists is confirmed; one whose draft does not exist is dropped, so
+    the planner may plan it again. After a lost or corrupt state file, every draft the drafter
+    still holds is adopted, so nothing is drafted twice (F20).
+    """
+    for record in state.pending_drafts():
+        ref = drafter.find(record.key)
+        if ref is not None:
+            state.draft_confirmed(record.key, ref, now)
+        else:
+            state.draft_forget(record.key)
+    known = state.draft_keys()
+    for key, ref in drafter.list_keys().items():
+        if key not in known:
+            referral_id, _, rest = key.partition(".")
+            kind = rest.split(".", 1)[0]
+            state.draft_adopt(key, referral_id, kind, ref, now)
+
+
 def draft_hooks(
-    config: BridgeConfig, state: StateStore, *, dry_run: bool, hook: StepHook | None
+    config: BridgeConfig,
+    state: StateStore,
+    *,
+    now: datetime,
+    dry_run: bool,
+    hook: StepHook | None,
 ) -> tuple[DraftPlanner | None, Callable[[PlanResult], list[str]] | None]:
-    """No drafting engine yet: plan no drafts."""
-    return None, None
+    """The draft planner for ``plan_cycle`` and the maker that creates drafts exactly once."""
+    templates = TemplateSet.from_settings(config.drafts)
+
+    def planner(
+        referrals: Sequence[Referral], now: datetime, cfg: BridgeConfig, view: StateView
+    ) -> tuple[Sequence[DraftRequest], Sequence[tuple[str, str]]]:
+        return plan_drafts(
+            referrals,
+            now=now,
+            practice=cfg.practice,
+            settings=cfg.drafts,
+            history=history_of(view),
+            env=templates,
+        )
+
+    if dry_run:
+        return planner, None
+    drafter = open_drafter(config)
+    clean = getattr(drafter, "clean_leftovers", None)
+    if clean is not None:
+        clean()
+    reconcile(state, drafter, now)
+    domain = config.practice.owner_email.rpartition("@")[2] or "sheets-bridge.invalid"
+
+    def maker(result: PlanResult) -> list[str]:
+        moment = now
+        by_id = {r.referral_id: r for r in result.referrals}
+        made: list[str] = []
+        for draft in result.plan.drafts:
+            try:
+                message = build_message(
+                    draft,
+                    from_addr=config.practice.owner_email,
+                    from_name=config.practice.name,
+                    now=moment,
+                    domain=domain,
+                )
+            except (HeaderInjectionError, InvalidAddressError) as error:
+                log.warning("no %s draft for %s: %s", draft.kind, draft.referral_id, error)
+                continue
+            referral = by_id.get(draft.referral_id)
+            who = referrer_of_key(draft.key) or (referrer_key(referral) if referral else "")
+            state.draft_pending(draft.key, draft.referral_id, draft.kind, who, moment)
+            _step(hook, "draft-pending")
+            try:
+                ref = drafter.create(draft.key, message)
+            except BackendError as error:
+                log.warning("draft %s not created (%s); it stays pending", draft.key, error)
+                continue
+            _step(hook, "draft-created")
+            state.draft_confirmed(draft.key, ref, moment)
+            _step(hook, "draft-confirmed")
+            made.append(draft.key)
+        return made
+
+    return planner, maker

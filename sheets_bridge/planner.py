@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sheets_bridge.columns import ColumnMap, column_letter, header_row_elsewhere, resolve_columns
 from sheets_bridge.config import BridgeConfig
+from sheets_bridge.drafting import KIND_LABELS
 from sheets_bridge.model import (
     BRIDGE_COLUMNS,
     BRIDGE_LOG_TAB,
@@ -571,7 +572,7 @@ def _emails_by_id(state: StateView, config: BridgeConfig) -> dict[str, str]:
     for record in state.drafts.values():
         if record.status != "confirmed" or not record.referral_id.startswith("R-"):
             continue
-        label = record.kind.replace("_", " ")
+        label = KIND_LABELS.get(record.kind, record.kind.replace("_", " "))
         lines.setdefault(record.referral_id, []).append((record.created, label))
     out = {}
     for rid, items in lines.items():

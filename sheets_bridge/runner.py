@@ -30,7 +30,7 @@ def run_sync(
     with StateStore(config.state_dir) as state:
         if clean is not None and not dry_run:
             clean()
-        planner, maker = draft_hooks(config, state, dry_run=dry_run, hook=hook)
+        planner, maker = draft_hooks(config, state, now=now, dry_run=dry_run, hook=hook)
         return run_cycle(
             config,
             sheet,

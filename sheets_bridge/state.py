@@ -453,6 +453,19 @@ class StateStore:
                 (key, referral_id, kind, ref, _iso(now), _iso(now)),
             )
 
+    def draft_forget(self, key: str) -> None:
+        """A pending key whose draft never came to exist: drop it so it can be planned again."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM drafts WHERE key = ? AND status = 'pending'", (key,))
+            db.execute(
+                "INSERT INTO audit(at, action, referral_id, columns, result) "
+                "VALUES(datetime('now'), 'draft', '', ?, 'pending draft not found; re-planned')",
+                (key.partition(".")[2].split(".")[0],),
+            )
+
+    def draft_keys(self) -> frozenset[str]:
+        return frozenset(k for (k,) in self.db.execute("SELECT key FROM drafts"))
+
     def pending_drafts(self) -> list[DraftRecord]:
         return [
             DraftRecord(key, rid, kind, rkey, status, ref, datetime.fromisoformat(created))
