@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sheets_bridge.drafting import DraftsSettings, TemplateSet
 from sheets_bridge.errors import ConfigError
+from sheets_bridge.metrics import SummarySettings
 from sheets_bridge.model import CHANNELS, REFERRALS_TAB, SOURCE_TAGS, STAFF_COLUMNS
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -168,6 +169,7 @@ class BridgeConfig(_Model):
     sync: SyncConfig = SyncConfig()
     sources: SourcesConfig = SourcesConfig()
     drafts: DraftsSettings = DraftsSettings()
+    summaries: SummarySettings = SummarySettings()
     config_path: Path | None = Field(default=None, exclude=True)
 
     @property

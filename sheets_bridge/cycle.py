@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sheets_bridge.config import BridgeConfig
@@ -82,8 +82,12 @@ def run_cycle(
             view,
             force=force,
             tab_builders=tab_builders,
-            draft_planner=None if drafts_done else draft_planner,
+            draft_planner=draft_planner,
         )
+        if drafts_done and result.plan.drafts:
+            # This cycle already made its drafts; any left over (an address the message
+            # builder refused) waits for the next cycle instead of looping here.
+            result = replace(result, plan=replace(result.plan, drafts=()))
         plan = result.plan
         _fill_counts(report, result)
         if dry_run:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.cycle import StepHook
@@ -27,19 +27,42 @@ from sheets_bridge.messages import HeaderInjectionError, InvalidAddressError, bu
 from sheets_bridge.model import DraftRequest, Referral, Snapshot, TabContent
 from sheets_bridge.planner import DraftPlanner, PlanResult, TabBuilder
 from sheets_bridge.state import StateStore, StateView
+from sheets_bridge.summaries import build_dashboard, build_referrers
 
 log = logging.getLogger(__name__)
 
 
 def summary_builders(config: BridgeConfig) -> Sequence[TabBuilder]:
-    """Dashboard and Referrers, built from the parsed rows."""
+    """Dashboard and Referrers, built from the parsed rows and the draft ledger."""
 
     def build(
-        referrals: Sequence[Referral], now: datetime, cfg: BridgeConfig, snapshot: Snapshot
+        referrals: Sequence[Referral],
+        now: datetime,
+        cfg: BridgeConfig,
+        snapshot: Snapshot,
+        view: StateView,
     ) -> Sequence[TabContent]:
-        return []
+        return [
+            build_dashboard(referrals, now, cfg.summaries, cfg.practice.name),
+            build_referrers(referrals, now, cfg.summaries, drafted_by_referrer(view, cfg)),
+        ]
 
     return [build]
+
+
+def drafted_by_referrer(view: StateView, config: BridgeConfig) -> dict[str, dict[str, date]]:
+    """The last acknowledgement and check-in drafted per referrer, for the Referrers tab."""
+    out: dict[str, dict[str, date]] = {}
+    for record in view.drafts.values():
+        if record.kind not in ("referrer_acknowledgement", "referrer_checkin"):
+            continue
+        if record.status != "confirmed" or not record.referrer_key:
+            continue
+        day = record.created.astimezone(config.tz).date()
+        kinds = out.setdefault(record.referrer_key, {})
+        if record.kind not in kinds or kinds[record.kind] < day:
+            kinds[record.kind] = day
+    return out
 
 
 def history_of(view: StateView) -> DraftHistory:

@@ -52,7 +52,9 @@ ID_PATTERN = re.compile(r"R-(\d{5,})")
 DERIVED = ("Source Tag", "Stage", "Follow-up Due", "Attention")
 
 #: Hook for the tabs and drafts built from the parsed rows (summaries, drafting).
-TabBuilder = Callable[[Sequence[Referral], datetime, BridgeConfig, Snapshot], Sequence[TabContent]]
+TabBuilder = Callable[
+    [Sequence[Referral], datetime, BridgeConfig, Snapshot, StateView], Sequence[TabContent]
+]
 DraftPlanner = Callable[
     [Sequence[Referral], datetime, BridgeConfig, StateView],
     tuple[Sequence[DraftRequest], Sequence[tuple[str, str]]],
@@ -486,12 +488,13 @@ def plan_cycle(
 
     # -- tabs ------------------------------------------------------------------------------
     present = {r.final_id: r.identity for r in rows if r.final_id}
+    final_tuple = tuple(final_referrals)
     candidates: list[TabContent] = [
-        build_followups(final_referrals),
-        build_sources(final_referrals, source_overrides),
+        build_followups(final_tuple),
+        build_sources(final_tuple, source_overrides),
     ]
     for builder in tab_builders:
-        candidates.extend(builder(final_referrals, now, config, snapshot))
+        candidates.extend(builder(final_tuple, now, config, snapshot, state))
     tabs = [t for t in candidates if not tab_matches(t, snapshot.tabs.get(t.title))]
 
     # -- the Bridge Log --------------------------------------------------------------------
@@ -517,7 +520,7 @@ def plan_cycle(
     return PlanResult(
         plan,
         columns=columns,
-        referrals=tuple(final_referrals),
+        referrals=final_tuple,
         present=present,
         column_map=cols,
         summary=summary,
