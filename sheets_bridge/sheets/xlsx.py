@@ -53,6 +53,10 @@ from sheets_bridge.sheets import ooxml as ox
 
 log = logging.getLogger(__name__)
 
+#: Test hook for the kill-at-every-step harness (RELIABILITY.md harness K): called after the new
+#: workbook is written and fsynced beside the old one and before ``os.replace``. None in production.
+before_replace_hook: Callable[[], None] | None = None
+
 TEMP_PREFIX = ".~sheets-bridge-"
 TEMP_SUFFIX = ".tmp"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -541,6 +545,8 @@ class LocalWorkbook:
                     backend=self.kind,
                 )
             self._refuse_if_open()
+            if before_replace_hook is not None:
+                before_replace_hook()
             try:
                 os.replace(tmp, self.path)
             except PermissionError as exc:  # Windows: the file is open in Excel
