@@ -373,13 +373,13 @@ class LocalWorkbook:
         formula_hit = False
 
         def in_merge(r: int, c: int) -> bool:
-            return any(m.contains(r, c) for m in merged)
+            return bool(merged) and any(m.contains(r, c) for m in merged)
 
         # Header writes: a missing bridge column's header goes into row 1.
         row1 = rows.get(1)
-        cells1 = {c.col: c for c in ox.row_cells(row1.inner if row1 else None)}
+        cells1 = ox.row_cells(row1.inner if row1 else None)
         for hw in plan.header_writes:
-            cur = cells1.get(hw.col)
+            cur = cells1.cell(hw.col)
             cur_text = ox.cell_text(ox.cell_value(cur.attrs, cur.body, ctx)) if cur else ""
             if cur_text.strip() == hw.header.strip() and cur_text:
                 report.headers_added.append(hw)  # already there (a retry): nothing to do
@@ -387,31 +387,29 @@ class LocalWorkbook:
             if cur_text or in_merge(1, hw.col):
                 log.warning("row 1 column %s is not free; header %r not added", hw.col, hw.header)
                 continue
-            left = [c for c in cells1.values() if c.col < hw.col and c.body]
+            left = [
+                c
+                for c in map(cells1.cell, reversed(cells1.cols))
+                if c and c.col < hw.col and c.body
+            ]
             style = cur.attrs.get(b"s") if cur else None
             if style is None and left:
-                style = max(left, key=lambda c: c.col).attrs.get(b"s")  # look like the others
+                style = left[0].attrs.get(b"s")  # look like the others
             ref = f"{ox.col_letters(hw.col)}1"
             new_cells.setdefault(1, {})[hw.col] = ox.inline_string_cell(
                 prefix, ref, style, hw.header[: model.MAX_CELL_CHARS]
             )
             report.headers_added.append(hw)
 
-        parsed: dict[int, list[ox.RawCell]] = {}
+        parsed: dict[int, ox.RowCells] = {}
         by_row: dict[int, list[CellWrite]] = {}
         for w in plan.cell_writes:
             by_row.setdefault(w.row.number, []).append(w)
         for row_no, writes in sorted(by_row.items()):
             span = rows.get(row_no)
-            cells_list = ox.row_cells(span.inner if span else None)
-            parsed[row_no] = cells_list
-            cells = {c.col: c for c in cells_list}
+            cells = parsed[row_no] = ox.row_cells(span.inner if span else None)
 
-            def text_at(col: int, cells: dict[int, ox.RawCell] = cells) -> str:
-                c = cells.get(col)
-                return ox.cell_text(ox.cell_value(c.attrs, c.body, ctx)) if c else ""
-
-            id_text = text_at(id_col) if id_col is not None else ""
+            id_text = _text(cells.cell(id_col), ctx)
             # A new row gets its Referral ID in this same plan: its other writes may name it.
             ids_ok = {id_text.strip()}
             ids_ok.update(
@@ -422,7 +420,8 @@ class LocalWorkbook:
             for w in writes:
                 col = columns.get(w.column)
                 reason = None
-                cell = cells.get(col) if col is not None else None
+                cell = cells.cell(col)
+                kind = _formula_kind(cell.body) if cell is not None else None
                 if col is None:
                     reason = f"column {w.column} is not in the sheet"
                 elif span is None:
@@ -433,14 +432,14 @@ class LocalWorkbook:
                     reason = f"row {row_no} no longer holds {w.row.referral_id or 'that row'}"
                 elif in_merge(row_no, col):
                     reason = "merged"
-                elif cell is not None and _formula_kind(cell.body) in ("shared", "array", "table"):
+                elif kind in ("shared", "array", "table"):
                     reason = f"{w.column} holds a formula that other cells share"
-                elif text_at(col) != w.expected:
+                elif _text(cell, ctx) != w.expected:
                     reason = f"{w.column} changed since it was read"
                 if reason is not None or col is None:
                     report.skipped.append((w, reason or "skipped"))
                     continue
-                if cell is not None and _formula_kind(cell.body) is not None:
+                if kind is not None:
                     formula_hit = True
                 style = cell.attrs.get(b"s") if cell is not None else None
                 ref = f"{ox.col_letters(col)}{row_no}"
@@ -570,6 +569,13 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _text(cell: ox.RawCell | None, ctx: ox.ValueContext) -> str:
+    """A cell's value as compare-and-set text ("" for no cell)."""
+    if cell is None:
+        return ""
+    return ox.cell_text(ox.cell_value(cell.attrs, cell.body, ctx))
 
 
 def _formula_kind(body: bytes | None) -> str | None:
