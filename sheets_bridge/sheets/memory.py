@@ -94,7 +94,14 @@ class MemorySheet:
     def apply(self, snapshot: Snapshot, plan: Plan, columns: dict[str, int]) -> ApplyReport:
         self.applies += 1
         report = ApplyReport()
+        # The other tabs (the Bridge Log above all) are written even when Referrals is missing.
+        for content in plan.tab_contents:
+            self.tabs[content.title] = [list(r) for r in content.rows]
+            report.tabs_written.append(content.title)
         if self.grid is None:
+            if report.tabs_written:
+                self.version += 1
+                report.saved = True
             return report
         if not self.grid:
             self.grid.append([])
@@ -123,9 +130,6 @@ class MemorySheet:
                 continue
             row[col] = write.new if write.new != "" else None
             report.applied.append(write)
-        for content in plan.tab_contents:
-            self.tabs[content.title] = [list(r) for r in content.rows]
-            report.tabs_written.append(content.title)
         if report.applied or report.headers_added or report.tabs_written:
             self.version += 1
             report.saved = True
