@@ -341,7 +341,12 @@ def plan_cycle(
             restored = restore_by_identity(r)
             if restored:
                 r.final_id = restored
-                r.notices.append(f"Referral ID was cleared by hand: the bridge put back {restored}")
+                # A pending ID was journalled by a cycle that died before the sheet was written:
+                # the row never showed it, so nobody cleared it.
+                if not state.ids[restored].pending:
+                    r.notices.append(
+                        f"Referral ID was cleared by hand: the bridge put back {restored}"
+                    )
             else:
                 pending_new.append(r)
     for r in sorted(pending_new, key=lambda item: item.sheet.number):
@@ -415,9 +420,12 @@ def plan_cycle(
             continue
         if id_col is not None and r.current_id != rid and (r.sheet.number, id_col) not in blocked_cells:
             row_writes.append(CellWrite(ref, "Referral ID", cell_text(r.sheet.get(id_col)), rid))
-        notes_now = r.notices + [
-            m for m in notices_by_id.get(rid, ()) if m not in r.notices
-        ]
+        # Notes kept from earlier cycles first (oldest first, as the state returns them), then
+        # this cycle's, in the order they are stored: the next cycle rebuilds the same text.
+        stored = notices_by_id.get(rid, [])
+        notes_now = [*stored, *(m for m in r.notices if m not in stored)]
+        for message in r.notices:
+            new_notices.append(Notice(rid, message, now))
         desired = {
             "Source Tag": referral.source_tag,
             "Stage": referral.stage,
@@ -441,7 +449,7 @@ def plan_cycle(
                 want = desired[name]
             verdict = _decide(current, want, record, fresh_row=rid in assigned)
             if verdict == "keep":
-                if current and (record is None or not record.is_ours(value_hash(current))):
+                if _unconfirmed(current, record):
                     adopted.append((rid, name, value_hash(current)))
                 continue
             if verdict == "hand":
@@ -454,17 +462,13 @@ def plan_cycle(
             if message not in notes_now:
                 notes_now.append(message)
                 new_notices.append(Notice(rid, message, now))
-        for message in r.notices:
-            new_notices.append(Notice(rid, message, now))
         attention = _attention_text((*notes_now, *referral.attention))
         target = columns.get("Attention")
         if target is not None and (r.sheet.number, target) not in blocked_cells:
             current = cell_text(r.sheet.get(target))
             record = state.written.get((rid, "Attention"))
             verdict = _decide(current, attention, record, fresh_row=rid in assigned)
-            if verdict == "keep" and current and (
-                record is None or not record.is_ours(value_hash(current))
-            ):
+            if verdict == "keep" and _unconfirmed(current, record):
                 adopted.append((rid, "Attention", value_hash(current)))
             if verdict != "keep":
                 if verdict == "hand":
@@ -473,8 +477,9 @@ def plan_cycle(
                         "(write notes in Notes)"
                     )
                     if message not in notes_now:
+                        notes_now.append(message)
                         new_notices.append(Notice(rid, message, now))
-                        attention = _attention_text((message, *notes_now, *referral.attention))
+                        attention = _attention_text((*notes_now, *referral.attention))
                 row_writes.append(CellWrite(ref, "Attention", current, attention))
         target = columns.get("Bridge Updated")
         if target is not None and (r.sheet.number, target) not in blocked_cells:
@@ -483,6 +488,8 @@ def plan_cycle(
             edited = record is not None and not record.is_ours(value_hash(current))
             if row_writes or edited:
                 row_writes.append(CellWrite(ref, "Bridge Updated", current, stamp))
+            elif record is not None and _unconfirmed(current, record):
+                adopted.append((rid, "Bridge Updated", value_hash(current)))
         writes.extend(row_writes)
         final_referrals.append(replace(referral, attention=tuple(notes_now) + referral.attention))
 
@@ -537,14 +544,28 @@ def _decide(current: str, want: str, record: WrittenRecord | None, *, fresh_row:
     """
     if current == want:
         return "keep"
-    if record is None:
-        return "write" if current == "" or fresh_row else "hand"
-    digest = value_hash(current)
-    if record.is_ours(digest) or fresh_row:
+    if fresh_row:
         return "write"
+    digest = value_hash(current)
+    if record is not None and record.is_ours(digest):
+        return "write"
+    if record is None or record.hash is None:
+        # No write of ours ever landed here (at most one was journalled, then the process died
+        # before the sheet was written): an empty cell is simply filled, anything else is a person's.
+        return "write" if current == "" else "hand"
     if record.previous == digest:
         return "stale"
     return "hand"
+
+
+def _unconfirmed(current: str, record: WrittenRecord | None) -> bool:
+    """A value in the cell that the state does not hold as confirmed: record it as the bridge's.
+
+    That is staff text already right (adopted), or a write that was journalled as pending and
+    landed, but whose cycle died before it committed: once seen in the sheet it is confirmed, so
+    a later change of the derived value is not taken for a hand edit.
+    """
+    return bool(current) and (record is None or record.hash != value_hash(current))
 
 
 def _log_rows(state: StateView, config: BridgeConfig) -> list[tuple[str, str, str]]:

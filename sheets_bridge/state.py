@@ -69,6 +69,8 @@ def value_hash(value: str) -> str:
 class IdRecord:
     identity: str
     present: bool
+    pending: bool = False
+    """Journalled by a cycle that never committed: the ID may never have reached the sheet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +226,9 @@ class StateStore:
         db = self.db
         next_id = int(db.execute("SELECT value FROM meta WHERE key='next_id'").fetchone()[0])
         ids = {
-            rid: IdRecord(identity, bool(present))
-            for rid, identity, present in db.execute(
-                "SELECT referral_id, identity, present FROM ids"
+            rid: IdRecord(identity, bool(present), bool(pending))
+            for rid, identity, present, pending in db.execute(
+                "SELECT referral_id, identity, present, pending FROM ids"
             )
         }
         written = {
@@ -240,7 +242,7 @@ class StateStore:
             Notice(rid, message, datetime.fromisoformat(created))
             for rid, message, created in db.execute(
                 "SELECT referral_id, message, created FROM notices WHERE created >= ? "
-                "ORDER BY created",
+                "ORDER BY created, rowid",
                 (since,),
             )
         )
