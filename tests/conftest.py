@@ -199,7 +199,11 @@ def state_store(config: BridgeConfig) -> Iterator[StateStore]:
 
 
 def patient(first: str, last: str = "Example", **cells: CellValue) -> dict[str, CellValue]:
-    """A clean row: received yesterday morning, a provider referral, nothing missing."""
+    """A clean row: received yesterday morning, a provider referral, nothing missing.
+
+    Other cells are keyword arguments named by header, underscores for spaces (``Visit``,
+    ``First_Contact``, ``Consent_to_Update_Referrer``).
+    """
     row: dict[str, CellValue] = {
         "Received": "2025-03-03 09:00",
         "Patient First Name": first,
@@ -207,5 +211,5 @@ def patient(first: str, last: str = "Example", **cells: CellValue) -> dict[str, 
         "How Heard": "Provider",
         "Referred By": "Dr Rivera",
     }
-    row.update(cells)
+    row.update({key.replace("_", " "): value for key, value in cells.items()})
     return row
