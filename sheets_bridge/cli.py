@@ -200,6 +200,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.dir), now=args.now, fresh=args.fresh)
 
 
+# -- digest ----------------------------------------------------------------------------------
+def cmd_digest(args: argparse.Namespace) -> int:
+    from sheets_bridge.digest_run import make_digest, write_preview
+
+    config = _config(args)
+    now = _now(config, args.now)
+    if args.preview:
+        path = write_preview(config, now, Path(args.preview))
+        print(f"Digest preview written to {path.resolve()} (nothing was drafted or sent)")
+        return 0
+    print(make_digest(config, now).message)
+    return 0
+
+
 # -- plumbing --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -233,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--limit", type=int, default=10)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("digest", help="make this week's digest for the owner (once a week)")
+    with_config(p)
+    p.add_argument("--preview", metavar="FILE", help="write the digest as HTML here; draft nothing")
+    p.add_argument("--now", help="pretend it is this ISO time (practice zone if none given)")
+    p.set_defaults(func=cmd_digest)
 
     p = sub.add_parser("demo", help="build a demo practice and run it end to end")
     p.add_argument("--dir", default="demo-practice", help="folder for the demo practice")

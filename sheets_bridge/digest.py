@@ -1,0 +1,587 @@
+"""The owner's weekly digest: pure builders from parsed referrals to a subject, bodies and a chart.
+
+The digest is the one email the bridge may send without a person in between, so everything in
+it is an aggregate or a referrer name: no patient names, emails, phones or Reasons, anywhere (the
+subject, both bodies, the chart labels). Bottlenecks name Referral IDs at most, as the Dashboard
+does. The numbers are the Dashboard's (``metrics.overview``), so the email and the sheet agree.
+
+The week it reports on is the last *full* week before ``now`` in the practice's time zone, with
+weeks starting on ``summaries.week_starts``, like the Dashboard's "Last week". A digest is keyed
+by the ISO week in which it is made (``digest.2026-W48``), which is what makes it once a week
+whatever restarts happen (``digest_run`` keeps that promise with the draft ledger).
+
+Nothing here reads a clock, a file or the network; ``digest_run`` does the I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+from importlib import resources
+from typing import Any, Literal
+
+from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sheets_bridge.messages import KEY_HEADER, message_id_for, parse_address
+from sheets_bridge.metrics import (
+    REFERRED_TAGS,
+    Gift,
+    GroupStats,
+    ReferrerRow,
+    SummarySettings,
+    WeekCount,
+    fmt_date,
+    fmt_number,
+    group_stats,
+    overview,
+    referrer_key,
+    referrer_rows,
+    volume_line,
+)
+from sheets_bridge.model import SOURCE_TAGS, Referral
+from sheets_bridge.summaries import build_gifts_summary, fmt_share, fmt_span
+from sheets_bridge.values import has_control_chars
+
+__all__ = [
+    "DIGEST_KIND",
+    "CountLine",
+    "Digest",
+    "DigestSettings",
+    "DraftsWaiting",
+    "ReferrerLine",
+    "RenderedDigest",
+    "SideBySide",
+    "build_digest",
+    "chart_png",
+    "digest_key",
+    "digest_message",
+    "preview_html",
+    "render_digest",
+]
+
+#: The ledger kind of the digest (the drafts ledger is shared with the per-referral drafts).
+DIGEST_KIND = "weekly_digest"
+#: How many lapsed referrers the digest names; the rest are counted ("and 4 more").
+MAX_RECONNECT = 5
+#: The Content-ID of the chart inside the message (left of the @); the right side is the domain.
+CHART_CID_LOCAL = "digest-chart"
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_TAG_LABEL = {
+    "Provider Referral": "Provider referrals",
+    "Patient Referral": "Patient referrals",
+    "Self-Referral": "Self-referrals (cold leads)",
+    "Unknown": "Source unknown",
+}
+#: Series colours of the chart, one per source tag (colour-blind safe, Okabe-Ito).
+_TAG_COLOUR = {
+    "Provider Referral": "#0072B2",
+    "Patient Referral": "#009E73",
+    "Self-Referral": "#E69F00",
+    "Unknown": "#999999",
+}
+
+
+class DigestSettings(BaseModel):
+    """When the digest goes out and how; mounted in the config as ``digest:``.
+
+    Drafting is the default: the owner's inbox gets nothing a person did not choose to send
+    until ``send: true`` says so, and even then only a mail backend that can send does.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    """The day of the (ISO, Monday-first) week on which the digest is made."""
+    hour: int = Field(7, ge=0, le=23)
+    """The hour, in the practice's time zone, from which the digest is made that day."""
+    send: bool = False
+    """Send the digest directly instead of drafting it (needs a mail backend that can send)."""
+    sheet_link: str = ""
+    """Where "Open the sheet" points; empty means the workbook's file:// address (or the Google
+    Sheet's address)."""
+
+    @field_validator("sheet_link")
+    @classmethod
+    def _web_or_file(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"(?i)^(https?|file)://[^\s<>\"]+$", value):
+            raise ValueError(
+                "must be an http(s):// or file:// address, like "
+                "https://docs.google.com/spreadsheets/d/..."
+            )
+        return value
+
+
+def digest_key(now: datetime) -> str:
+    """``digest.2026-W48``: the ISO week (of ``now``'s own zone) the digest is made in."""
+    iso = now.isocalendar()
+    return f"digest.{iso.year}-W{iso.week:02d}"
+
+
+# --------------------------------------------------------------------------------------------
+# The content, as plain data
+
+
+@dataclass(frozen=True)
+class CountLine:
+    """One source tag's referrals in the week and in the week before."""
+
+    label: str
+    week: int
+    before: int
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """Referred patients or cold leads over the comparison window, shares written out."""
+
+    label: str
+    volume: int
+    week: int
+    good_fit: str
+    within_24h: str
+    show: str
+    long_term: str
+
+
+@dataclass(frozen=True)
+class ReferrerLine:
+    """A referrer to thank or to reconnect with: a name (never a patient's) and why."""
+
+    name: str
+    practice: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class DraftsWaiting:
+    """What ``digest_run`` counted of the drafts: made recently (ledger) and in the folder."""
+
+    made_last_7_days: int
+    in_folder: int | None
+    where: str
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Everything the digest says, ready for the templates; no patient data by construction."""
+
+    key: str
+    practice_name: str
+    subject: str
+    headline: str
+    week_label: str
+    week_span: str
+    new: int
+    before: int
+    delta: str
+    average: float | None
+    overdue: int
+    comparison: str
+    by_tag: tuple[CountLine, ...]
+    side_by_side: tuple[SideBySide, ...]
+    side_span: str
+    volume: str
+    stall: bool
+    bottlenecks: tuple[str, ...]
+    thank: tuple[ReferrerLine, ...]
+    reconnect: tuple[ReferrerLine, ...]
+    reconnect_more: int
+    drafts: tuple[str, ...]
+    gifts: tuple[str, ...]
+    gift_summary: str
+    sheet_link: str
+    notes: tuple[str, ...]
+    weeks: tuple[WeekCount, ...]
+    unreadable: int
+
+
+def _short(day: date) -> str:
+    return f"{day.day} {_MONTHS[day.month - 1]}"
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _delta(now_count: int, before: int) -> str:
+    diff = now_count - before
+    return f"+{diff}" if diff > 0 else ("±0" if diff == 0 else str(diff))
+
+
+def _side(label: str, stats: GroupStats, week: int) -> SideBySide:
+    return SideBySide(
+        label=label,
+        volume=stats.volume,
+        week=week,
+        good_fit=fmt_share(stats.good_fit),
+        within_24h=fmt_share(stats.within_24h),
+        show=fmt_share(stats.show),
+        long_term=fmt_share(stats.long_term),
+    )
+
+
+def _is_referred(ref: Referral) -> bool:
+    """The rule ``referrer_rows`` uses: a named referrer and not a self-referral."""
+    return ref.source_tag != "Self-Referral" and bool(ref.referred_by.strip())
+
+
+def _thank(
+    referrals: Iterable[Referral], start: float, end: float, rows: Mapping[str, ReferrerRow]
+) -> tuple[ReferrerLine, ...]:
+    counts: Counter[str] = Counter()
+    for ref in referrals:
+        received = ref.received
+        if received is None or not _is_referred(ref):
+            continue
+        if start <= received.timestamp() < end:
+            counts[referrer_key(ref.referred_by, ref.referrer_practice)] += 1
+    lines: list[tuple[int, str, ReferrerLine]] = []
+    for key, n in counts.items():
+        row = rows.get(key)
+        if row is None:  # cannot happen: the same rows build both; skip rather than guess
+            continue
+        detail = _plural(n, "referral")
+        if row.first_referral is not None and row.total == n:
+            detail += ", their first"
+        lines.append((-n, row.name.casefold(), ReferrerLine(row.name, row.practice, detail)))
+    return tuple(line for *_, line in sorted(lines, key=lambda t: (t[0], t[1])))
+
+
+def _reconnect(rows: Sequence[ReferrerRow]) -> tuple[tuple[ReferrerLine, ...], int]:
+    lapsed = sorted(
+        (r for r in rows if r.lapsed),
+        key=lambda r: (-r.total, -r.last_referral.toordinal(), r.name.casefold()),
+    )
+    lines = []
+    for row in lapsed[:MAX_RECONNECT]:
+        detail = (
+            f"{_plural(row.total, 'referral')} in all, the last on {fmt_date(row.last_referral)}"
+        )
+        if row.last_checkin is not None:
+            detail += f"; a check-in was drafted on {fmt_date(row.last_checkin)}"
+        lines.append(ReferrerLine(row.name, row.practice, detail))
+    return tuple(lines), max(0, len(lapsed) - MAX_RECONNECT)
+
+
+def _sensitive(referrals: Iterable[Referral], gifts: Iterable[Gift]) -> list[str]:
+    """Patient values that must never reach the digest, longest first (for ``_scrub``)."""
+    found: set[str] = set()
+    for ref in referrals:
+        full = " ".join(f"{ref.first_name} {ref.last_name}".split())
+        if " " in full:
+            found.add(full)
+        for value in (ref.email, ref.phone, ref.reason):
+            if value and len(value.strip()) >= 4:
+                found.add(value.strip())
+    for gift in gifts:
+        if gift.recipient_type == "Patient" and len(gift.recipient.strip()) >= 3:
+            found.add(gift.recipient.strip())
+    return sorted(found, key=len, reverse=True)
+
+
+def _scrub(line: str, sensitive: Sequence[str]) -> str:
+    """Belt and braces for free text typed by staff (a gift's Item): patient values are removed.
+
+    ``gift_warnings`` already names patients by Gifts row only; an Item like "card for Grace
+    Thompson" is the case this catches.
+    """
+    for value in sensitive:
+        if value.casefold() in line.casefold():
+            line = re.sub(re.escape(value), "[a patient]", line, flags=re.IGNORECASE)
+    return line
+
+
+def _drafts_lines(drafts: DraftsWaiting | None) -> tuple[str, ...]:
+    if drafts is None:
+        return ()
+    made = _plural(drafts.made_last_7_days, "email draft")
+    lines = [f"{made} made in the last 7 days, waiting for a person to review and send them."]
+    if drafts.in_folder is not None:
+        lines.append(f"{_plural(drafts.in_folder, 'draft')} in {drafts.where} in all.")
+    return tuple(lines)
+
+
+def build_digest(
+    referrals: Sequence[Referral],
+    now: datetime,
+    *,
+    practice_name: str,
+    summaries: SummarySettings,
+    gifts: Sequence[Gift] = (),
+    drafts: DraftsWaiting | None = None,
+    sheet_link: str = "",
+    notes: Sequence[str] = (),
+    drafted: Mapping[str, Mapping[str, date]] | None = None,
+) -> Digest:
+    """The digest made at ``now`` (aware, in the practice's zone) for the last full week.
+
+    ``gifts`` are the Gifts tab's rows (``metrics.read_gifts``); ``drafted`` is the ledger's
+    acknowledgement and check-in dates per referrer (``hooks.drafted_by_referrer``), so a lapsed
+    referrer's line can say a check-in is already drafted. ``notes`` are shown first (for
+    example "drafted, not sent: this mail backend cannot send").
+    """
+    ov = overview(referrals, now, summaries)
+    last_week = ov.periods[1]
+    weeks = ov.weeks
+    new, before = weeks[-1].total, weeks[-2].total
+    average = sum(w.total for w in weeks[-5:-1]) / 4 if len(weeks) >= 5 else None
+    overdue = sum(1 for r in referrals if r.stage == "OVERDUE")
+    label = _short(last_week.start.date())
+    delta = _delta(new, before)
+    subject = f"Referrals, week of {label}: {new} new ({delta}), {overdue} overdue"
+    comparison = (
+        f"{_plural(new, 'new referral')} in the week of {label}, against {before} the week "
+        "before"
+        + (
+            f" and an average of {fmt_number(average)} a week over the 4 weeks before"
+            if average is not None
+            else ""
+        )
+        + "."
+    )
+    headline = (
+        f"{_plural(new, 'new referral')} ({delta} on the week before); "
+        f"{overdue} {'is' if overdue == 1 else 'are'} overdue for a first contact now."
+    )
+
+    by_tag = tuple(
+        CountLine(
+            _TAG_LABEL.get(tag, tag), weeks[-1].counts.get(tag, 0), weeks[-2].counts.get(tag, 0)
+        )
+        for tag in SOURCE_TAGS
+        if tag != "Unknown" or weeks[-1].counts.get(tag, 0) or weeks[-2].counts.get(tag, 0)
+    )
+
+    window = ov.window
+    w_start, w_end = window.start.timestamp(), window.end.timestamp()
+    in_window = [
+        r for r in referrals if r.received is not None and w_start <= r.received.timestamp() < w_end
+    ]
+    referred = [r for r in in_window if r.source_tag in REFERRED_TAGS]
+    cold = [r for r in in_window if r.source_tag == "Self-Referral"]
+    week_tags = weeks[-1].counts
+    side = (
+        _side(
+            "Referred (Provider + Patient)",
+            group_stats(referred, now),
+            sum(week_tags.get(t, 0) for t in REFERRED_TAGS),
+        ),
+        _side(
+            "Cold leads (Self-Referral)", group_stats(cold, now), week_tags.get("Self-Referral", 0)
+        ),
+    )
+
+    rows = referrer_rows(referrals, now, summaries, drafted)
+    by_key = {row.key: row for row in rows}
+    thank = _thank(referrals, last_week.start.timestamp(), last_week.end.timestamp(), by_key)
+    reconnect, more = _reconnect(rows)
+
+    sensitive = _sensitive(referrals, gifts)
+    gift_summary = build_gifts_summary(gifts, summaries, now.year)
+    gift_line = (
+        f"{_plural(gift_summary.count, 'gift')} logged in {gift_summary.year}, "
+        f"${gift_summary.total_value:,.2f} in all."
+        if gift_summary.count
+        else f"No gifts logged in {gift_summary.year}."
+    )
+
+    return Digest(
+        key=digest_key(now),
+        practice_name=practice_name,
+        subject=subject,
+        headline=headline,
+        week_label=label,
+        week_span=fmt_span(last_week),
+        new=new,
+        before=before,
+        delta=delta,
+        average=average,
+        overdue=overdue,
+        comparison=comparison,
+        by_tag=by_tag,
+        side_by_side=side,
+        side_span=fmt_span(window),
+        volume=ov.stall or volume_line(weeks) or "Not enough weeks yet to judge volume.",
+        stall=ov.stall is not None,
+        bottlenecks=ov.bottlenecks,
+        thank=thank,
+        reconnect=reconnect,
+        reconnect_more=more,
+        drafts=_drafts_lines(drafts),
+        gifts=tuple(_scrub(line, sensitive) for line in gift_summary.warnings),
+        gift_summary=gift_line,
+        sheet_link=sheet_link,
+        notes=tuple(notes),
+        weeks=weeks,
+        unreadable=ov.unreadable_received,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The chart
+
+
+def chart_png(weeks: Sequence[WeekCount]) -> bytes | None:
+    """Referrals per week by source tag as a stacked bar chart: a 960x512 PNG shown 600 px wide.
+
+    Labels are week dates and tag names only. ``None`` when matplotlib is not installed: the
+    digest then goes out without its chart rather than not at all. The figure is drawn on the
+    Agg canvas directly (no pyplot), so no global state or display is touched, and the PNG
+    carries no software/date metadata, so the same weeks give the same bytes.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        return None
+    figure = Figure(figsize=(6, 3.2), dpi=160)  # sharp on a phone; shown 600 px wide
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    labels = [_short(w.start) for w in weeks]
+    positions = list(range(len(weeks)))
+    bottom = [0] * len(weeks)
+    for tag in SOURCE_TAGS:
+        values = [w.counts.get(tag, 0) for w in weeks]
+        if tag == "Unknown" and not any(values):
+            continue
+        axes.bar(
+            positions,
+            values,
+            bottom=bottom,
+            color=_TAG_COLOUR[tag],
+            width=0.7,
+            label=_TAG_LABEL[tag].split(" (")[0],
+        )
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes.set_xticks(positions)
+    axes.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+    axes.tick_params(axis="y", labelsize=8)
+    axes.set_ylabel("Referrals", fontsize=9)
+    axes.set_title(f"Referrals per week, last {len(weeks)} full weeks", fontsize=10)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    handles, names = axes.get_legend_handles_labels()
+    figure.legend(handles, names, loc="lower center", ncols=len(names), frameon=False, fontsize=8)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+class _PackageLoader(BaseLoader):
+    """The two digest templates from the package (not overridable: the digest's privacy rules
+    live in its builder, and a practice template could reach for nothing more anyway)."""
+
+    NAMES = ("digest.html", "digest.txt")
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str, Any]:
+        if template not in self.NAMES:
+            raise TemplateNotFound(template)
+        text = (resources.files("sheets_bridge") / "templates" / template).read_text("utf-8")
+        return text, f"templates/{template}", lambda: True
+
+
+_ENV = SandboxedEnvironment(
+    loader=_PackageLoader(),
+    undefined=StrictUndefined,
+    autoescape=lambda name: bool(name and name.endswith(".html")),
+    auto_reload=False,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    subject: str
+    text: str
+    html: str
+
+
+def render_digest(digest: Digest, chart_src: str | None) -> RenderedDigest:
+    """The plain-text and HTML bodies; ``chart_src`` is ``cid:...`` in a message, a ``data:``
+    URI in a preview, or None for no chart."""
+    context = {"d": digest, "chart_src": chart_src}
+    text = _ENV.get_template("digest.txt").render(context)
+    body = _ENV.get_template("digest.html").render(context)
+    return RenderedDigest(digest.subject, text, body)
+
+
+def preview_html(digest: Digest, png: bytes | None) -> str:
+    """A standalone HTML page of the digest with the chart inlined as a ``data:`` URI."""
+    src = f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}" if png else None
+    body = render_digest(digest, src).html
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(digest.subject)}</title>\n</head>\n"
+        f'<body style="margin: 0; padding: 12px; background: #f4f4f4;">\n{body}</body>\n</html>\n'
+    )
+
+
+def digest_message(
+    digest: Digest,
+    *,
+    png: bytes | None,
+    to: str,
+    from_addr: str,
+    from_name: str,
+    now: datetime,
+    domain: str,
+) -> EmailMessage:
+    """The digest as a MIME message: ``multipart/alternative`` of plain text, then
+    ``multipart/related`` (the HTML and the chart as an inline ``image/png`` by Content-ID).
+
+    The key travels as a deterministic Message-ID (``<digest.2026-W48@domain>``) and in
+    ``X-Sheets-Bridge-Key``, so a digest created just before a crash is found again.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    if has_control_chars(digest.subject) or has_control_chars(from_name):
+        raise ValueError("the digest subject or sender name holds a control character")
+    recipient = parse_address(to, field="To")
+    sender = parse_address(from_addr, field="From")
+    cid = f"<{CHART_CID_LOCAL}.{digest.key}@{domain}>"
+    rendered = render_digest(digest, f"cid:{cid[1:-1]}" if png else None)
+
+    message = EmailMessage(policy=policy.default)
+    message["From"] = type(sender)(
+        display_name=" ".join(from_name.split()), addr_spec=sender.addr_spec
+    )
+    message["To"] = recipient
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id_for(digest.key, domain)
+    message[KEY_HEADER] = digest.key
+    message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if png:
+        html_part = list(message.iter_parts())[1]
+        html_part.add_related(
+            png,
+            maintype="image",
+            subtype="png",
+            cid=cid,
+            disposition="inline",
+            filename="referrals-per-week.png",
+        )
+    return message
