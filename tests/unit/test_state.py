@@ -25,11 +25,13 @@ from conftest import (
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.errors import StateLockedError
+from sheets_bridge.model import CellValue
+from sheets_bridge.sheets.memory import MemorySheet
 from sheets_bridge.state import StateStore
 
 
-def _ids(sheet: object) -> list[object]:
-    return [r.get("Referral ID") for r in records(sheet)]  # type: ignore[arg-type]
+def _ids(sheet: MemorySheet) -> list[CellValue]:
+    return [r.get("Referral ID") for r in records(sheet)]
 
 
 def test_a_second_store_on_the_same_folder_is_refused_until_the_first_closes(
@@ -129,9 +131,10 @@ def test_a_corrupt_state_file_is_set_aside_and_rebuilt_from_the_sheet(
     assert report.outcome in ("ok", "quiet")
     assert records(sheet) == before
     # A new row gets the next number after the highest one in the sheet.
-    sheet.grid.append([None] * len(sheet.grid[0]))  # type: ignore[union-attr]
-    row = sheet.grid[-1]  # type: ignore[index]
-    headers = sheet.grid[0]  # type: ignore[index]
+    assert sheet.grid is not None
+    headers = sheet.grid[0]
+    row: list[CellValue] = [None] * len(headers)
+    sheet.grid.append(row)
     for key, value in patient("Dee", Received="2025-03-04 09:00").items():
         row[headers.index(key)] = value
     run_one(config, sheet, FIXED_NOW + timedelta(minutes=1))
