@@ -307,8 +307,13 @@ def _scrub(line: str, sensitive: Sequence[str]) -> str:
 def _drafts_lines(drafts: DraftsWaiting | None) -> tuple[str, ...]:
     if drafts is None:
         return ()
-    made = _plural(drafts.made_last_7_days, "email draft")
-    lines = [f"{made} made in the last 7 days, waiting for a person to review and send them."]
+    made = drafts.made_last_7_days
+    lines = [
+        f"{_plural(made, 'email draft')} made in the last 7 days, waiting for a person to "
+        "review and send them."
+        if made
+        else "No email drafts made in the last 7 days."
+    ]
     if drafts.in_folder is not None:
         lines.append(f"{_plural(drafts.in_folder, 'draft')} in {drafts.where} in all.")
     return tuple(lines)

@@ -140,6 +140,7 @@ def _build(
     view: StateView,
     now: datetime,
     drafter: Drafter | None,
+    settings: DigestSettings,
     notes: Sequence[str] = (),
 ) -> Digest:
     """Parse the rows as a dry-run sync would (nothing is written) and build the digest."""
@@ -156,7 +157,7 @@ def _build(
         summaries=config.summaries,
         gifts=gifts,
         drafts=_drafts_waiting(view, drafter, now),
-        sheet_link=_sheet_link(config, digest_settings(config)),
+        sheet_link=_sheet_link(config, settings),
         notes=notes,
         drafted=drafted_by_referrer(view, config),
     )
@@ -168,6 +169,7 @@ def make_digest(
     *,
     sheet: SheetBackend | None = None,
     drafter: Drafter | None = None,
+    settings: DigestSettings | None = None,
 ) -> DigestOutcome:
     """This ISO week's digest, drafted (or sent) now unless it already exists.
 
@@ -175,7 +177,7 @@ def make_digest(
     sync or a second scheduler cannot race it (it raises ``StateLockedError`` instead).
     """
     now = now.astimezone(config.tz)
-    settings = digest_settings(config)
+    settings = settings if settings is not None else digest_settings(config)
     key = digest_key(now)
     drafter = drafter if drafter is not None else open_drafter(config)
     with StateStore(config.state_dir) as state:
@@ -208,7 +210,7 @@ def make_digest(
                 "was drafted instead."
             )
         snapshot = (sheet if sheet is not None else open_sheet(config)).read()
-        digest = _build(config, snapshot, view, now, drafter, notes)
+        digest = _build(config, snapshot, view, now, drafter, settings, notes)
         message = digest_message(
             digest,
             png=chart_png(digest.weeks),
@@ -249,23 +251,37 @@ def _exists(key: str, ref: str) -> str:
     return f"The digest for {key[7:]} was already made{where}: one a week, so nothing new."
 
 
-def maybe_digest(config: BridgeConfig, now: datetime) -> str | None:
+def maybe_digest(
+    config: BridgeConfig,
+    now: datetime,
+    *,
+    settings: DigestSettings | None = None,
+    sheet: SheetBackend | None = None,
+    drafter: Drafter | None = None,
+) -> str | None:
     """For the scheduler: make this ISO week's digest once ``now`` is at or after its weekday and
     hour (so a digest missed while the bridge was down still goes out, once, at the next start).
 
     Returns the line saying what was made, or None when nothing was due or it already existed.
+    ``settings``, ``sheet`` and ``drafter`` default to the config's (tests pass their own).
     """
     now = now.astimezone(config.tz)
+    settings = settings if settings is not None else digest_settings(config)
     # Timestamps, not datetimes: two datetimes with the same tzinfo compare as wall times,
     # which is wrong for the repeated hour of a fall-back night.
-    if now.timestamp() < digest_due(now, digest_settings(config)).timestamp():
+    if now.timestamp() < digest_due(now, settings).timestamp():
         return None
-    outcome = make_digest(config, now)
+    outcome = make_digest(config, now, sheet=sheet, drafter=drafter, settings=settings)
     return outcome.message if outcome.status in ("drafted", "sent") else None
 
 
 def write_preview(
-    config: BridgeConfig, now: datetime, path: Path, *, sheet: SheetBackend | None = None
+    config: BridgeConfig,
+    now: datetime,
+    path: Path,
+    *,
+    sheet: SheetBackend | None = None,
+    settings: DigestSettings | None = None,
 ) -> Path:
     """Write the digest as one standalone HTML file (the chart inlined) and return its path.
 
@@ -284,7 +300,8 @@ def write_preview(
             view = state.view(now)
     else:
         view = StateView()
-    digest = _build(config, snapshot, view, now, drafter)
+    settings = settings if settings is not None else digest_settings(config)
+    digest = _build(config, snapshot, view, now, drafter, settings)
     page = preview_html(digest, chart_png(digest.weeks))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
