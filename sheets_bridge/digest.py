@@ -3,7 +3,9 @@
 The digest is the one email the bridge may send without a person in between, so everything in
 it is an aggregate or a referrer name: no patient names, emails, phones or Reasons, anywhere (the
 subject, both bodies, the chart labels). Bottlenecks name Referral IDs at most, as the Dashboard
-does. The numbers are the Dashboard's (``metrics.overview``), so the email and the sheet agree.
+does; referrers are named when they are providers, and patients who referred a friend are
+counted (they are patients too; the Referrers tab names them, inside the practice). The numbers are the Dashboard's (``metrics.overview``), so the email and
+the sheet agree.
 
 The week it reports on is the last *full* week before ``now`` in the practice's time zone, with
 weeks starting on ``summaries.week_starts``, like the Dashboard's "Last week". A digest is keyed
@@ -158,7 +160,7 @@ class SideBySide:
 
 @dataclass(frozen=True)
 class ReferrerLine:
-    """A referrer to thank or to reconnect with: a name (never a patient's) and why."""
+    """A provider to thank or to reconnect with: a name (never a patient's) and why."""
 
     name: str
     practice: str
@@ -197,8 +199,12 @@ class Digest:
     stall: bool
     bottlenecks: tuple[str, ...]
     thank: tuple[ReferrerLine, ...]
+    """Provider referrers who sent patients in the week, by name."""
+    thank_patients: int
+    """Patients who referred someone in the week: counted, not named (they are patients)."""
     reconnect: tuple[ReferrerLine, ...]
     reconnect_more: int
+    reconnect_patients: int
     drafts: tuple[str, ...]
     gifts: tuple[str, ...]
     gift_summary: str
@@ -240,7 +246,12 @@ def _is_referred(ref: Referral) -> bool:
 
 def _thank(
     referrals: Iterable[Referral], start: float, end: float, rows: Mapping[str, ReferrerRow]
-) -> tuple[ReferrerLine, ...]:
+) -> tuple[tuple[ReferrerLine, ...], int]:
+    """Providers who sent referrals in ``[start, end)`` by name, and how many patients did.
+
+    A patient who refers a friend is a patient: the digest counts them and leaves their names to
+    the Referrers tab (a digest may be sent, and it carries no patient names).
+    """
     counts: Counter[str] = Counter()
     for ref in referrals:
         received = ref.received
@@ -249,22 +260,29 @@ def _thank(
         if start <= received.timestamp() < end:
             counts[referrer_key(ref.referred_by, ref.referrer_practice)] += 1
     lines: list[tuple[int, str, ReferrerLine]] = []
+    patients = 0
     for key, n in counts.items():
         row = rows.get(key)
         if row is None:  # cannot happen: the same rows build both; skip rather than guess
+            continue
+        if row.type != "Provider":
+            patients += 1
             continue
         detail = _plural(n, "referral")
         if row.first_referral is not None and row.total == n:
             detail += ", their first"
         lines.append((-n, row.name.casefold(), ReferrerLine(row.name, row.practice, detail)))
-    return tuple(line for *_, line in sorted(lines, key=lambda t: (t[0], t[1])))
+    return tuple(line for *_, line in sorted(lines, key=lambda t: (t[0], t[1]))), patients
 
 
-def _reconnect(rows: Sequence[ReferrerRow]) -> tuple[tuple[ReferrerLine, ...], int]:
+def _reconnect(rows: Sequence[ReferrerRow]) -> tuple[tuple[ReferrerLine, ...], int, int]:
+    """Lapsed provider referrers, most referrals first (at most ``MAX_RECONNECT`` by name), how
+    many more there are, and how many lapsed patient referrers (counted, never named)."""
     lapsed = sorted(
-        (r for r in rows if r.lapsed),
+        (r for r in rows if r.lapsed and r.type == "Provider"),
         key=lambda r: (-r.total, -r.last_referral.toordinal(), r.name.casefold()),
     )
+    patients = sum(1 for r in rows if r.lapsed and r.type != "Provider")
     lines = []
     for row in lapsed[:MAX_RECONNECT]:
         detail = (
@@ -273,7 +291,7 @@ def _reconnect(rows: Sequence[ReferrerRow]) -> tuple[tuple[ReferrerLine, ...], i
         if row.last_checkin is not None:
             detail += f"; a check-in was drafted on {fmt_date(row.last_checkin)}"
         lines.append(ReferrerLine(row.name, row.practice, detail))
-    return tuple(lines), max(0, len(lapsed) - MAX_RECONNECT)
+    return tuple(lines), max(0, len(lapsed) - MAX_RECONNECT), patients
 
 
 def _sensitive(referrals: Iterable[Referral], gifts: Iterable[Gift]) -> list[str]:
@@ -391,8 +409,10 @@ def build_digest(
 
     rows = referrer_rows(referrals, now, summaries, drafted)
     by_key = {row.key: row for row in rows}
-    thank = _thank(referrals, last_week.start.timestamp(), last_week.end.timestamp(), by_key)
-    reconnect, more = _reconnect(rows)
+    thank, thank_patients = _thank(
+        referrals, last_week.start.timestamp(), last_week.end.timestamp(), by_key
+    )
+    reconnect, more, reconnect_patients = _reconnect(rows)
 
     sensitive = _sensitive(referrals, gifts)
     gift_summary = build_gifts_summary(gifts, summaries, now.year)
@@ -423,8 +443,10 @@ def build_digest(
         stall=ov.stall is not None,
         bottlenecks=ov.bottlenecks,
         thank=thank,
+        thank_patients=thank_patients,
         reconnect=reconnect,
         reconnect_more=more,
+        reconnect_patients=reconnect_patients,
         drafts=_drafts_lines(drafts),
         gifts=tuple(_scrub(line, sensitive) for line in gift_summary.warnings),
         gift_summary=gift_line,

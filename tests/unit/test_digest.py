@@ -150,13 +150,17 @@ def test_stall_bottlenecks_and_referrers() -> None:
     assert d.bottlenecks == tuple(bottlenecks(GOLDEN, NOW, SETTINGS))
     assert [(r.name, r.practice, r.detail) for r in d.thank] == [
         ("Dr Ann Lee", "Lee Clinic", "2 referrals"),
-        ("Maria Gomez", "", "1 referral"),
     ]
+    # Maria Gomez referred R08: a patient, so counted and not named.
+    assert d.thank_patients == 1
+    text = render_digest(d, None).text
+    assert "Maria Gomez" not in text
+    assert "- 1 patient who referred someone (names on the Referrers tab)" in text
     # Dr Carl Ng's only referral was on 1 May: more than 90 days ago.
     assert [(r.name, r.detail) for r in d.reconnect] == [
         ("Dr Carl Ng", "1 referral in all, the last on 1 May 2025")
     ]
-    assert d.reconnect_more == 0
+    assert d.reconnect_more == d.reconnect_patients == 0
     assert d.unreadable == 1  # R04
 
 
@@ -172,6 +176,16 @@ def test_a_stall_is_named_in_the_digest() -> None:
     assert d.subject == "Referrals, week of 3 Nov: 1 new (-4), 0 overdue"
     assert d.volume.startswith("Stall: 1 referral in the week of 3 Nov 2025")
     assert "STALL ALERT" in render_digest(d, None).text
+
+
+def test_lapsed_patient_referrers_are_counted_not_named() -> None:
+    refs = (*GOLDEN, make_referral(42, at(3, 2, 9), "Patient Referral", by="Wilhelmina Oldfriend"))
+    d = digest(refs)
+    assert d.reconnect_patients == 1
+    assert [r.name for r in d.reconnect] == ["Dr Carl Ng"]
+    rendered = render_digest(d, None)
+    assert "Oldfriend" not in rendered.text + rendered.html
+    assert "1 patient referrer gone quiet (names on the Referrers tab)" in rendered.text
 
 
 def test_thank_says_when_it_was_a_referrers_first() -> None:
@@ -296,7 +310,7 @@ def test_no_patient_data_anywhere(png: bytes) -> None:
     haystacks += [rendered.subject, rendered.text, rendered.html]
     canaries: set[str] = set()
     for ref in GOLDEN:
-        canaries |= {ref.first_name, ref.last_name, ref.reason}
+        canaries |= {ref.first_name, ref.last_name, ref.reason, "Maria Gomez"}
         assert ref.email is not None and ref.phone is not None
         canaries |= {ref.email, ref.phone, re.sub(r"\D", "", ref.phone)}
     for hay in haystacks:
