@@ -247,7 +247,8 @@ def plan_cycle(
             _Row(
                 sheet=sheet_row,
                 identity=identity_of(sheet_row, cols),
-                fingerprint=row_fingerprint(sheet_row, staff_cols),
+                # Only a row without an ID is found by its fingerprint at write time.
+                fingerprint="" if current else row_fingerprint(sheet_row, staff_cols),
                 current_id=current,
             )
         )
@@ -361,7 +362,6 @@ def plan_cycle(
     )
     referrals: list[Referral] = []
     for r in rows:
-        referral = read_referral(r.sheet, cols, ctx)
         extra = list(merged_rows.get(r.sheet.number, ()))
         if r.blocked:
             extra.insert(
@@ -370,10 +370,12 @@ def plan_cycle(
                 "is: put back the original ID, or clear the cell to get a new one",
             )
         referrals.append(
-            replace(
-                referral,
+            read_referral(
+                r.sheet,
+                cols,
+                ctx,
                 referral_id=r.final_id,
-                attention=(*extra, *referral.attention),
+                leading=extra,
                 emails=cell_text(r.sheet.get(columns.get("Emails"))) if "Emails" in cols.bridge else "",
             )
         )
@@ -390,7 +392,9 @@ def plan_cycle(
             extra_lines.setdefault(rid, []).append(line)
         if extra_lines:
             referrals = [
-                replace(ref, attention=(*ref.attention, *extra_lines.get(ref.referral_id, ())))
+                replace(ref, attention=(*ref.attention, *extra_lines[ref.referral_id]))
+                if ref.referral_id in extra_lines
+                else ref
                 for ref in referrals
             ]
 
@@ -491,7 +495,11 @@ def plan_cycle(
             elif record is not None and _unconfirmed(current, record):
                 adopted.append((rid, "Bridge Updated", value_hash(current)))
         writes.extend(row_writes)
-        final_referrals.append(replace(referral, attention=tuple(notes_now) + referral.attention))
+        final_referrals.append(
+            replace(referral, attention=tuple(notes_now) + referral.attention)
+            if notes_now
+            else referral
+        )
 
     # -- tabs ------------------------------------------------------------------------------
     present = {r.final_id: r.identity for r in rows if r.final_id}

@@ -192,9 +192,20 @@ class _Reader:
             self.attention.append(problem)
 
 
-def read_referral(row: SheetRow, cols: ColumnMap, ctx: RuleContext) -> Referral:
-    """Parse one row and derive its bridge values; problems become Attention lines."""
-    attention: list[str] = []
+def read_referral(
+    row: SheetRow,
+    cols: ColumnMap,
+    ctx: RuleContext,
+    *,
+    referral_id: str = "",
+    leading: Sequence[str] = (),
+    emails: str = "",
+) -> Referral:
+    """Parse one row and derive its bridge values; problems become Attention lines.
+
+    ``leading`` lines (about the row as a whole, such as merged cells) come first in Attention.
+    """
+    attention: list[str] = list(leading)
     r = _Reader(row, cols, attention)
     has = cols.staff.__contains__
 
@@ -332,7 +343,7 @@ def read_referral(row: SheetRow, cols: ColumnMap, ctx: RuleContext) -> Referral:
         ctx=ctx,
     )
     return Referral(
-        referral_id="",
+        referral_id=referral_id,
         row=row.number,
         received=received,
         received_has_time=received_has_time,
@@ -356,6 +367,7 @@ def read_referral(row: SheetRow, cols: ColumnMap, ctx: RuleContext) -> Referral:
         stage=stage,
         follow_up_due=due,
         attention=tuple(attention),
+        emails=emails,
     )
 
 
