@@ -70,6 +70,7 @@ def run_cycle(
     report = CycleReport()
     started = now
     drafts_done = False
+    carried: dict[tuple[int, str, str], str] = {}
     for attempt in range(1, MAX_ATTEMPTS + 2):
         report.attempts = attempt
         snapshot = sheet.read()
@@ -83,6 +84,7 @@ def run_cycle(
             force=force,
             tab_builders=tab_builders,
             draft_planner=draft_planner,
+            carried_ids=carried,
         )
         if drafts_done and result.plan.drafts:
             # This cycle already made its drafts; any left over (an address the message
@@ -107,6 +109,18 @@ def run_cycle(
             return report
 
         if plan.drafts and make_drafts is not None and not drafts_done:
+            # Drafts are keyed by Referral ID, so the IDs this plan issues are journalled first:
+            # if the sheet is re-sorted, or the process dies, before they are written, the next
+            # plan gives each row back its own ID (by row identity) instead of issuing the
+            # numbers again in the new row order, which would hand a draft to another patient.
+            state.record_intent((), plan.assigned_ids, plan.next_id_number, now,
+                                present=result.present)
+            _step(hook, "ids")
+            carried = {
+                (w.row.number, w.row.referral_id, w.row.fingerprint): w.new
+                for w in plan.cell_writes
+                if w.column == "Referral ID"
+            }
             report.drafts_made = make_drafts(result)
             _step(hook, "drafts")
             drafts_done = True
@@ -124,7 +138,9 @@ def run_cycle(
                 backend=sheet.kind,
                 retryable=True,
             )
-        state.record_intent(plan.cell_writes, plan.assigned_ids, plan.next_id_number, now)
+        state.record_intent(
+            plan.cell_writes, plan.assigned_ids, plan.next_id_number, now, present=result.present
+        )
         _step(hook, "journal")
         try:
             applied = sheet.apply(snapshot, plan, result.columns)

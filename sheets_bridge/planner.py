@@ -129,8 +129,14 @@ def plan_cycle(
     force: bool = False,
     tab_builders: Sequence[TabBuilder] = (),
     draft_planner: DraftPlanner | None = None,
+    carried_ids: Mapping[tuple[int, str, str], str] | None = None,
 ) -> PlanResult:
-    """Decide everything one cycle should change. Deterministic for the same inputs."""
+    """Decide everything one cycle should change. Deterministic for the same inputs.
+
+    ``carried_ids`` maps (row number, ID in the cell, staff fingerprint) of a row that needs a
+    new ID to the ID an earlier plan of this same cycle gave it: drafts were already made
+    under that ID, so the second plan must not number the rows afresh.
+    """
     now = now.astimezone(config.tz)
     tab = snapshot.referrals
     if tab is None:
@@ -337,7 +343,19 @@ def plan_cycle(
                     f"This row carried the same Referral ID as another row ({rid}), as a copy "
                     "does: it got its own ID"
                 )
+    carried = carried_ids or {}
     for r in rows:
+        key = (r.sheet.number, r.current_id, r.fingerprint)
+        if not r.current_id and key in carried:
+            r.final_id = carried[key]
+            assigned[r.final_id] = r.identity
+            next_number = max(next_number, (_id_number(r.final_id) or 0) + 1)
+            pool = identity_to_missing.get(r.identity)
+            if pool and r.final_id in pool:
+                pool.remove(r.final_id)
+    for r in rows:
+        if r.final_id:
+            continue
         if not r.current_id:
             restored = restore_by_identity(r)
             if restored:
@@ -351,7 +369,13 @@ def plan_cycle(
             else:
                 pending_new.append(r)
     for r in sorted(pending_new, key=lambda item: item.sheet.number):
-        r.final_id = issue(r.identity)
+        again = carried.get((r.sheet.number, r.current_id, r.fingerprint))
+        if again and again not in assigned:
+            r.final_id = again
+            assigned[again] = r.identity
+            next_number = max(next_number, (_id_number(again) or 0) + 1)
+        else:
+            r.final_id = issue(r.identity)
 
     # -- derive each row -------------------------------------------------------------------
     source_overrides = read_source_overrides(snapshot.tabs.get(SOURCES_TAB))

@@ -280,11 +280,18 @@ class StateStore:
         assigned: Mapping[str, str],
         next_id_number: int,
         now: datetime,
+        *,
+        present: Mapping[str, str] | None = None,
     ) -> None:
         """Before touching the sheet: burn the ID numbers and mark what is about to be written.
 
         If the process dies after the sheet is saved but before ``commit``, the next cycle sees
         these values as the bridge's own (not hand edits) and the IDs as issued.
+
+        ``present`` (every Referral ID the sheet carries, with its row identity) is recorded as
+        known too: in a state file that is new or was rebuilt (F20) the new IDs would otherwise
+        be the only known ones, and after a crash here every ID already in the sheet would look
+        typed by hand.
         """
         stamp = _iso(now)
         with self.transaction() as db:
@@ -296,6 +303,15 @@ class StateStore:
                 "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen) "
                 "VALUES(?, ?, 0, 1, ?, ?) ON CONFLICT(referral_id) DO NOTHING",
                 [(rid, identity, stamp, stamp) for rid, identity in assigned.items()],
+            )
+            db.executemany(
+                "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen) "
+                "VALUES(?, ?, 1, 0, ?, ?) ON CONFLICT(referral_id) DO NOTHING",
+                [
+                    (rid, identity, stamp, stamp)
+                    for rid, identity in (present or {}).items()
+                    if rid not in assigned
+                ],
             )
             db.executemany(
                 "INSERT INTO written(referral_id, col, pending) VALUES(?, ?, ?) "
