@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sheets_bridge.digest import DigestSettings
 from sheets_bridge.drafting import DraftsSettings, TemplateSet
 from sheets_bridge.errors import ConfigError
 from sheets_bridge.metrics import SummarySettings
@@ -170,6 +171,7 @@ class BridgeConfig(_Model):
     sources: SourcesConfig = SourcesConfig()
     drafts: DraftsSettings = DraftsSettings()
     summaries: SummarySettings = SummarySettings()
+    digest: DigestSettings = DigestSettings()
     config_path: Path | None = Field(default=None, exclude=True)
 
     @property

@@ -9,6 +9,7 @@ over.
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 from sheets_bridge.config import load_config
@@ -20,6 +21,8 @@ def run_demo(folder: Path, *, now: str | None = None, fresh: bool = False) -> in
     """Create the demo practice if needed, run one sync, print what happened and where."""
     from sheets_bridge.cli import _now, _print_report
     from sheets_bridge.demo import demo_rows, write_demo_workbook
+    from sheets_bridge.digest_run import write_preview
+    from sheets_bridge.drafting import KIND_LABELS
     from sheets_bridge.runner import run_sync
 
     folder = folder.resolve()
@@ -40,6 +43,14 @@ def run_demo(folder: Path, *, now: str | None = None, fresh: bool = False) -> in
     print(f"Workbook {'created' if created else 'reused'}: {workbook}")
     report = run_sync(config, now=moment)
     _print_report(report, config, dry_run=False)
+    drafts_dir = getattr(config.mail, "path", None)
+    if drafts_dir is not None and report.drafts_made:
+        kinds = Counter(key.split(".")[1] for key in report.drafts_made if "." in key)
+        for kind, count in sorted(kinds.items()):
+            print(f"  {count} x {KIND_LABELS.get(kind, kind)}")
+        print(f"  e.g. {drafts_dir / (report.drafts_made[0] + '.eml')}")
+    preview = write_preview(config, moment, folder / "digest-preview.html")
+    print(f"Weekly digest preview (open in a browser): {preview}")
     print()
     print("Where things are:")
     print(f"  workbook (open it in Excel or LibreOffice): {workbook}")
