@@ -96,11 +96,15 @@ def reconcile(state: StateStore, drafter: Drafter, now: datetime) -> None:
         else:
             state.draft_forget(record.key)
     known = state.draft_keys()
+    created_at = getattr(drafter, "created_at", None)
     for key, ref in drafter.list_keys().items():
         if key not in known:
             referral_id, _, rest = key.partition(".")
             kind = rest.split(".", 1)[0]
-            state.draft_adopt(key, referral_id, kind, ref, now)
+            # The draft's own time, not now: the Emails column and the referrer rate limits
+            # must say when it was made, not when the state was lost.
+            made = created_at(key) if created_at is not None else None
+            state.draft_adopt(key, referral_id, kind, ref, made if made and made <= now else now)
 
 
 def draft_hooks(

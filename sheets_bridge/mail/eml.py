@@ -21,8 +21,10 @@ import errno
 import os
 import re
 import secrets
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import ClassVar
 
@@ -70,6 +72,23 @@ class EmlFolderDrafter:
     def find(self, key: str) -> str | None:
         path = self.path_for(key)
         return path.name if path.is_file() else None
+
+    def created_at(self, key: str) -> datetime | None:
+        """When the draft with ``key`` was made: its Date header (None if absent or unreadable).
+
+        A rebuilt state (F20) adopts drafts with this time, so the Emails column keeps saying
+        when each draft was really made rather than when the state was lost.
+        """
+        try:
+            with self.path_for(key).open("rb") as fh:
+                headers = BytesHeaderParser(policy=policy.default).parse(fh)
+            date = headers["Date"]
+        except (OSError, ValueError, TypeError, LookupError):
+            return None
+        moment = getattr(date, "datetime", None)
+        if not isinstance(moment, datetime) or moment.tzinfo is None:
+            return None
+        return moment
 
     def list_keys(self) -> dict[str, str]:
         try:
