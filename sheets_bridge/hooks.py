@@ -44,22 +44,34 @@ def summary_builders(config: BridgeConfig) -> Sequence[TabBuilder]:
     ) -> Sequence[TabContent]:
         return [
             build_dashboard(referrals, now, cfg.summaries, cfg.practice.name),
-            build_referrers(referrals, now, cfg.summaries, drafted_by_referrer(view, cfg)),
+            build_referrers(
+                referrals, now, cfg.summaries, drafted_by_referrer(view, cfg, referrals)
+            ),
         ]
 
     return [build]
 
 
-def drafted_by_referrer(view: StateView, config: BridgeConfig) -> dict[str, dict[str, date]]:
-    """The last acknowledgement and check-in drafted per referrer, for the Referrers tab."""
+def drafted_by_referrer(
+    view: StateView, config: BridgeConfig, referrals: Sequence[Referral] = ()
+) -> dict[str, dict[str, date]]:
+    """The last acknowledgement and check-in drafted per referrer, for the Referrers tab.
+
+    A draft adopted into a rebuilt state (F20) has no referrer key of its own; its referrer is
+    then found from its key (check-ins) or from the row with its Referral ID (acknowledgements).
+    """
+    by_id = {r.referral_id: r for r in referrals if r.referral_id}
     out: dict[str, dict[str, date]] = {}
     for record in view.drafts.values():
         if record.kind not in ("referrer_acknowledgement", "referrer_checkin"):
             continue
-        if record.status != "confirmed" or not record.referrer_key:
+        who = record.referrer_key or referrer_of_key(record.key)
+        if not who and record.referral_id in by_id:
+            who = referrer_key(by_id[record.referral_id])
+        if record.status != "confirmed" or not who:
             continue
         day = record.created.astimezone(config.tz).date()
-        kinds = out.setdefault(record.referrer_key, {})
+        kinds = out.setdefault(who, {})
         if record.kind not in kinds or kinds[record.kind] < day:
             kinds[record.kind] = day
     return out
