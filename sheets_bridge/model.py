@@ -226,6 +226,26 @@ class HeaderWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class ChartSpec:
+    """A chart the bridge draws on its own tab over a block of that tab's cells.
+
+    ``first_row``..``last_row`` and ``first_col``..``last_col`` are 0-based and inclusive: the
+    first row holds the series names, the first column the category labels (week starts), each
+    further column one series. The backend redraws it whenever it rewrites the tab.
+    """
+
+    title: str
+    first_row: int
+    first_col: int
+    last_row: int
+    last_col: int
+    kind: Literal["column", "line"] = "column"
+    stacked: bool = True
+    anchor_row: int = 0
+    anchor_col: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class TabContent:
     """A whole bridge-owned tab, rewritten as one piece.
 
@@ -238,6 +258,7 @@ class TabContent:
     heading_rows: frozenset[int] = frozenset({0})
     widths: tuple[int, ...] = ()
     freeze_rows: int = 1
+    chart: ChartSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
