@@ -6,7 +6,10 @@ from ``cli`` so the scheduled jobs call exactly what ``sheets-bridge sync`` call
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from datetime import datetime
+from pathlib import Path
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.cycle import CycleReport, StepHook, run_cycle
@@ -27,7 +30,12 @@ def run_sync(
     """One cycle against the configured sheet and mail, under the state folder's lock."""
     sheet = sheet or open_sheet(config)
     clean = getattr(sheet, "clean_leftovers", None)
-    with StateStore(config.state_dir) as state:
+    with contextlib.ExitStack() as stack:
+        state_dir = config.state_dir
+        if dry_run and not (state_dir / "state.sqlite").exists():
+            # A dry run writes nothing, not even a first state folder: plan against an empty one.
+            state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-dry-")))
+        state = stack.enter_context(StateStore(state_dir))
         if clean is not None and not dry_run:
             clean()
         planner, maker = draft_hooks(config, state, now=now, dry_run=dry_run, hook=hook)
