@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from email.message import EmailMessage
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.cycle import StepHook
@@ -152,16 +153,21 @@ def draft_hooks(
     domain = config.practice.owner_email.rpartition("@")[2] or "sheets-bridge.invalid"
 
     def maker(result: PlanResult) -> list[str]:
-        moment = now
+        """Journal every key (one transaction), create each draft, confirm them (one more).
+
+        Two durable transactions per cycle rather than two per draft: a first sync can make
+        hundreds of drafts. A crash anywhere leaves keys pending, which the next start settles
+        by looking each one up before anything is created again.
+        """
         by_id = {r.referral_id: r for r in result.referrals}
-        made: list[str] = []
+        ready: list[tuple[DraftRequest, EmailMessage, str]] = []
         for draft in result.plan.drafts:
             try:
                 message = build_message(
                     draft,
                     from_addr=config.practice.owner_email,
                     from_name=config.practice.name,
-                    now=moment,
+                    now=now,
                     domain=domain,
                 )
             except (HeaderInjectionError, InvalidAddressError) as error:
@@ -169,17 +175,24 @@ def draft_hooks(
                 continue
             referral = by_id.get(draft.referral_id)
             who = referrer_of_key(draft.key) or (referrer_key(referral) if referral else "")
-            state.draft_pending(draft.key, draft.referral_id, draft.kind, who, moment)
-            _step(hook, "draft-pending")
-            try:
-                ref = drafter.create(draft.key, message)
-            except BackendError as error:
-                log.warning("draft %s not created (%s); it stays pending", draft.key, error)
-                continue
-            _step(hook, "draft-created")
-            state.draft_confirmed(draft.key, ref, moment)
-            _step(hook, "draft-confirmed")
-            made.append(draft.key)
-        return made
+            ready.append((draft, message, who))
+        if not ready:
+            return []
+        state.drafts_pending(((d.key, d.referral_id, d.kind, who) for d, _, who in ready), now)
+        _step(hook, "draft-pending")
+        made: list[tuple[str, str]] = []
+        try:
+            for draft, message, _ in ready:
+                try:
+                    ref = drafter.create(draft.key, message)
+                except BackendError as error:
+                    log.warning("draft %s not created (%s); it stays pending", draft.key, error)
+                    continue
+                made.append((draft.key, ref))
+                _step(hook, "draft-created")
+        finally:
+            state.drafts_confirmed(made, now)
+        _step(hook, "draft-confirmed")
+        return [key for key, _ in made]
 
     return planner, maker

@@ -443,24 +443,34 @@ class StateStore:
     def draft_pending(self, key: str, referral_id: str, kind: str, referrer_key: str,
                       now: datetime) -> None:
         """Journal a draft key before the draft is created (R1)."""
+        self.drafts_pending([(key, referral_id, kind, referrer_key)], now)
+
+    def drafts_pending(self, items: Iterable[tuple[str, str, str, str]], now: datetime) -> None:
+        """Journal many (key, referral_id, kind, referrer_key) in one durable transaction."""
         with self.transaction() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO drafts(key, referral_id, kind, referrer_key, status, created) "
                 "VALUES(?, ?, ?, ?, 'pending', ?) ON CONFLICT(key) DO NOTHING",
-                (key, referral_id, kind, referrer_key, _iso(now)),
+                [(*item, _iso(now)) for item in items],
             )
 
     def draft_confirmed(self, key: str, ref: str, now: datetime) -> None:
+        self.drafts_confirmed([(key, ref)], now)
+
+    def drafts_confirmed(self, items: Iterable[tuple[str, str]], now: datetime) -> None:
+        """Confirm many (key, draft ref) in one transaction, each with its audit line."""
+        stamp = _iso(now)
         with self.transaction() as db:
-            db.execute(
-                "UPDATE drafts SET status = 'confirmed', ref = ?, confirmed = ? WHERE key = ?",
-                (ref, _iso(now), key),
-            )
-            db.execute(
-                "INSERT INTO audit(at, action, referral_id, columns, draft_ref, result) "
-                "SELECT ?, 'draft', referral_id, kind, ?, 'created' FROM drafts WHERE key = ?",
-                (_iso(now), ref, key),
-            )
+            for key, ref in items:
+                db.execute(
+                    "UPDATE drafts SET status = 'confirmed', ref = ?, confirmed = ? WHERE key = ?",
+                    (ref, stamp, key),
+                )
+                db.execute(
+                    "INSERT INTO audit(at, action, referral_id, columns, draft_ref, result) "
+                    "SELECT ?, 'draft', referral_id, kind, ?, 'created' FROM drafts WHERE key = ?",
+                    (stamp, ref, key),
+                )
 
     def draft_adopt(self, key: str, referral_id: str, kind: str, ref: str, now: datetime) -> None:
         """A draft found in the mail backend that the ledger lacks (rebuilt state): never redo it."""
