@@ -423,6 +423,9 @@ def plan_cycle(
             ]
 
     # -- decide every bridge cell ----------------------------------------------------------
+    # Rows the state has no record of at all (new, or the state file was lost and rebuilt):
+    # what their bridge cells hold cannot be told from a hand edit, so it is simply rewritten.
+    known_rows = {rid for rid, _ in state.written}
     notices_by_id: dict[str, list[str]] = {}
     for notice in state.notices:
         notices_by_id.setdefault(notice.referral_id, []).append(notice.message)
@@ -475,7 +478,7 @@ def plan_cycle(
                     want = ""
             else:
                 want = desired[name]
-            verdict = _decide(current, want, record, fresh_row=rid in assigned)
+            verdict = _decide(current, want, record, fresh_row=rid in assigned or rid not in known_rows)
             if verdict == "keep":
                 if _unconfirmed(current, record):
                     adopted.append((rid, name, value_hash(current)))
@@ -495,7 +498,9 @@ def plan_cycle(
         if target is not None and (r.sheet.number, target) not in blocked_cells:
             current = cell_text(r.sheet.get(target))
             record = state.written.get((rid, "Attention"))
-            verdict = _decide(current, attention, record, fresh_row=rid in assigned)
+            verdict = _decide(
+                current, attention, record, fresh_row=rid in assigned or rid not in known_rows
+            )
             if verdict == "keep" and _unconfirmed(current, record):
                 adopted.append((rid, "Attention", value_hash(current)))
             if verdict != "keep":

@@ -131,11 +131,6 @@ def test_a_lost_state_file_is_rebuilt_and_nothing_is_drafted_twice(
     assert sync(practice, LATER).outcome == "quiet"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="planner: with no state record of a row, a bridge cell the bridge itself wrote before "
-    "the state was lost is taken for a hand edit (false 'changed by hand' notice, F20)",
-)
 def test_a_lost_state_file_does_not_make_the_bridges_own_cells_look_hand_edited(
     practice: Path,
 ) -> None:
