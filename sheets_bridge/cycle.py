@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.errors import BackendError, SnapshotStaleError
-from sheets_bridge.model import Problem
+from sheets_bridge.model import Problem, Referral
 from sheets_bridge.planner import DraftPlanner, PlanResult, TabBuilder, plan_cycle
 from sheets_bridge.sheets import ApplyReport, SheetBackend
 from sheets_bridge.state import RunRecord, StateStore
@@ -71,6 +71,7 @@ def run_cycle(
     started = now
     drafts_done = False
     carried: dict[tuple[int, str, str], str] = {}
+    memo: dict[tuple[object, ...], Referral] = {}
     for attempt in range(1, MAX_ATTEMPTS + 2):
         report.attempts = attempt
         snapshot = sheet.read()
@@ -85,6 +86,7 @@ def run_cycle(
             tab_builders=tab_builders,
             draft_planner=draft_planner,
             carried_ids=carried,
+            memo=memo,
         )
         if drafts_done and result.plan.drafts:
             # This cycle already made its drafts; any left over (an address the message

@@ -130,12 +130,16 @@ def plan_cycle(
     tab_builders: Sequence[TabBuilder] = (),
     draft_planner: DraftPlanner | None = None,
     carried_ids: Mapping[tuple[int, str, str], str] | None = None,
+    memo: dict[tuple[object, ...], Referral] | None = None,
 ) -> PlanResult:
     """Decide everything one cycle should change. Deterministic for the same inputs.
 
     ``carried_ids`` maps (row number, ID in the cell, staff fingerprint) of a row that needs a
     new ID to the ID an earlier plan of this same cycle gave it: drafts were already made
     under that ID, so the second plan must not number the rows afresh.
+
+    ``memo`` carries parsed rows between the plans of one cycle (same ``now`` and config): a
+    row whose cells did not change is not parsed twice.
     """
     now = now.astimezone(config.tz)
     tab = snapshot.referrals
@@ -385,6 +389,13 @@ def plan_cycle(
         config, now, tag_overrides=source_overrides.tags, date1904=snapshot.date1904
     )
     referrals: list[Referral] = []
+    # Everything besides the row itself that its parse depends on (now and config are fixed
+    # for the memo's lifetime, one cycle).
+    context_key = (
+        tuple(sorted(cols.staff.items())),
+        tuple(sorted(source_overrides.tags.items())),
+        snapshot.date1904,
+    )
     for r in rows:
         extra = list(merged_rows.get(r.sheet.number, ()))
         if r.blocked:
@@ -393,16 +404,16 @@ def plan_cycle(
                 "Referral ID was changed by hand and the bridge cannot tell which referral this "
                 "is: put back the original ID, or clear the cell to get a new one",
             )
-        referrals.append(
-            read_referral(
-                r.sheet,
-                cols,
-                ctx,
-                referral_id=r.final_id,
-                leading=extra,
-                emails=cell_text(r.sheet.get(columns.get("Emails"))) if "Emails" in cols.bridge else "",
+        emails = cell_text(r.sheet.get(columns.get("Emails"))) if "Emails" in cols.bridge else ""
+        memo_key = (context_key, r.sheet.number, r.sheet.values, r.final_id, tuple(extra), emails)
+        referral = memo.get(memo_key) if memo is not None else None
+        if referral is None:
+            referral = read_referral(
+                r.sheet, cols, ctx, referral_id=r.final_id, leading=extra, emails=emails
             )
-        )
+            if memo is not None:
+                memo[memo_key] = referral
+        referrals.append(referral)
     _flag_duplicates(referrals, config.sync.duplicate_window_days)
 
     drafts: Sequence[DraftRequest] = ()
