@@ -16,7 +16,7 @@ Two rules shape every cell:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from sheets_bridge.metrics import (
@@ -41,6 +41,7 @@ from sheets_bridge.model import (
     DASHBOARD_TAB,
     REFERRERS_TAB,
     SOURCE_TAGS,
+    ChartSpec,
     OutValue,
     Referral,
     TabContent,
@@ -119,6 +120,8 @@ class _Sheet:
 CHART_TITLE = f"Referrals per week by source tag, last {CHART_WEEKS} full weeks"
 CHART_TITLE_ROW = 3
 CHART_COL = 7
+#: The title of the chart drawn over that table (the backend also knows its own chart by it).
+CHART_NAME = f"Referrals per week by source tag (last {CHART_WEEKS} weeks)"
 _DASH_WIDTH = CHART_COL + 1 + len(SOURCE_TAGS)
 _TAG_LABEL = {
     "Provider Referral": "Provider",
@@ -238,7 +241,28 @@ def render_dashboard(ov: Overview, settings: SummarySettings, practice_name: str
         )
 
     widths = [46, 16, 16, 16, 16, 16, 3, 14, 18, 18, 14, 10]
-    return sheet.content(DASHBOARD_TAB, widths[:_DASH_WIDTH], freeze_rows=1)
+    tab = sheet.content(DASHBOARD_TAB, widths[:_DASH_WIDTH], freeze_rows=1)
+    return replace(tab, chart=dashboard_chart(tab))
+
+
+def dashboard_chart(tab: TabContent) -> ChartSpec:
+    """The stacked weekly column chart over the Dashboard's weekly table, drawn just below it.
+
+    The table sits right of the sections at a fixed place and the cells below it are empty (the
+    sections to its left are narrower), so the chart covers no content and never moves.
+    """
+    first_row, first_col, last_row, last_col = dashboard_chart_range(tab)
+    return ChartSpec(
+        title=CHART_NAME,
+        first_row=first_row,
+        first_col=first_col,
+        last_row=last_row,
+        last_col=last_col,
+        kind="column",
+        stacked=True,
+        anchor_row=last_row + 2,
+        anchor_col=first_col,
+    )
 
 
 def build_dashboard(
@@ -368,11 +392,13 @@ def build_gifts_summary(gifts: Sequence[Gift], settings: SummarySettings, year: 
 
 
 __all__ = [
+    "CHART_NAME",
     "CHART_TITLE",
     "GiftSummary",
     "build_dashboard",
     "build_gifts_summary",
     "build_referrers",
+    "dashboard_chart",
     "dashboard_chart_range",
     "fmt_hours",
     "fmt_share",

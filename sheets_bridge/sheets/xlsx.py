@@ -7,6 +7,10 @@ The file is the system of record and staff may have it open, so the bridge:
 - writes by patching only the ``<row>`` elements it changes and the bridge-owned summary sheets,
   copying every other zip member unchanged, so charts, images, pivot tables and extensions that
   staff made survive a sync;
+- draws a bridge tab's chart (the Dashboard's weekly chart) itself, as DrawingML drawing and
+  chart parts with cached values, and redraws it in place whenever it rewrites that tab: the same
+  part names each time, the old chart's parts and relationships removed, so the package never
+  grows and a staff chart elsewhere stays byte-identical;
 - honours Excel's and LibreOffice's lock files, checks the file is still the one it planned from
   just before replacing it, and replaces it atomically (temp file in the same folder, fsync,
   ``os.replace``, fsync the folder) - RELIABILITY.md R6, F14-F18.
@@ -491,20 +495,24 @@ class LocalWorkbook:
             return
         bold, wrap = edit.styles()
         existing = pkg.find_sheet(content.title)
+        part = existing.part if existing is not None else edit.new_sheet_part()
         keep: list[bytes] = []
+        drawing_rid: str | None = None
         if existing is not None:
-            old = edit.get(existing.part) or b""
-            rel_ids = {
-                rid
-                for rid, _, _, _ in ox.iter_rels(
-                    edit.get(ox.rels_part_of(existing.part)), existing.part
-                )
-            }
-            keep = [
-                el
-                for el in ox.kept_elements(old)
-                if (m := re.search(rb'r:id="([^"]+)"', el)) and m.group(1).decode() in rel_ids
-            ]
+            old = edit.get(part) or b""
+            rel_ids = {rid for rid, _, _, _ in ox.iter_rels(edit.get(ox.rels_part_of(part)), part)}
+            for el in ox.kept_elements(old):
+                m = re.search(rb'r:id="([^"]+)"', el)
+                if not m or m.group(1).decode() not in rel_ids:
+                    continue
+                if el.startswith(b"<drawing "):
+                    drawing_rid = drawing_rid or m.group(1).decode()
+                else:
+                    keep.append(el)
+        # The drawing comes first: CT_Worksheet orders drawing before legacyDrawing(HF).
+        drawing_rid = edit.redraw_chart(part, drawing_rid, content, fresh_sheet=existing is None)
+        if drawing_rid is not None:
+            keep.insert(0, b'<drawing r:id="' + ox.escape_attr(drawing_rid).encode() + b'"/>')
         xml = ox.generate_sheet(
             content.rows,
             bold_style=bold,
@@ -516,9 +524,9 @@ class LocalWorkbook:
             max_chars=model.MAX_CELL_CHARS,
         )
         if existing is not None:
-            edit.put(existing.part, xml)
+            edit.put(part, xml)
         else:
-            edit.add_sheet(content.title, xml)
+            edit.add_sheet(content.title, xml, part)
         report.tabs_written.append(content.title)
 
     def _save(self, pkg: _Package, edit: _Edit, version: str) -> None:
@@ -627,6 +635,14 @@ class _Edit:
         real = self.pkg.actual(name)
         if real in self.pkg.names.values():
             self.changes[real] = None
+        elif real in self.added:
+            self.added.remove(real)
+            self.changes.pop(real, None)
+
+    def members(self) -> list[str]:
+        """The member names the saved package will hold."""
+        kept = [n for n in self.pkg.names.values() if self.changes.get(n, b"") is not None]
+        return kept + [a for a in self.added if self.changes.get(a) is not None]
 
     # -- relationships and content types
     def _remove(self, name: str, tag: bytes, attr: bytes, value: bytes) -> None:
@@ -644,14 +660,22 @@ class _Edit:
             self._remove(pkg.workbook_rels_part, b"Relationship", b"Id", rid.encode())
             self._remove("[Content_Types].xml", b"Override", b"PartName", b"/" + target.encode())
 
-    def add_sheet(self, title: str, xml: bytes) -> None:
+    def new_part_name(self, pattern: str) -> str:
+        """The first free member name ``pattern.format(n)`` for n = 1, 2... (case-insensitive)."""
+        taken = {n.lower() for n in self.pkg.names} | {a.lower() for a in self.added}
+        n = 1
+        while pattern.format(n).lower() in taken:
+            n += 1
+        return pattern.format(n)
+
+    def new_sheet_part(self) -> str:
+        """A free worksheet part name for a tab about to be added."""
+        return self.new_part_name("xl/worksheets/sheet{}.xml")
+
+    def add_sheet(self, title: str, xml: bytes, part: str | None = None) -> None:
         """Add a worksheet part after the existing tabs, wired into workbook, rels and types."""
         pkg = self.pkg
-        existing = {n.lower() for n in pkg.names} | {a.lower() for a in self.added}
-        n = 1
-        while f"xl/worksheets/sheet{n}.xml" in existing:
-            n += 1
-        part = f"xl/worksheets/sheet{n}.xml"
+        part = part or self.new_sheet_part()
         self.put(part, xml)
         rels_xml = (
             self.get(pkg.workbook_rels_part)
@@ -660,11 +684,7 @@ class _Edit:
                 f'<Relationships xmlns="{ox.NS_PKG_REL}"></Relationships>'
             ).encode()
         )
-        used = set(re.findall(rb'\bId\s*=\s*"([^"]+)"', rels_xml))
-        k = len(used) + 1
-        while f"rId{k}".encode() in used:
-            k += 1
-        rid = f"rId{k}"
+        rid = _free_rid(rels_xml, start=len(_rel_ids(rels_xml)) + 1)
         target = posixpath.relpath(part, posixpath.dirname(pkg.workbook_part) or ".")
         rel = (f'<Relationship Id="{rid}" Type="{ox.REL_WORKSHEET}" Target="{target}"/>').encode()
         self.put(pkg.workbook_rels_part, _insert_before_close(rels_xml, b"Relationships", rel))
@@ -692,6 +712,204 @@ class _Edit:
         ct = self.get("[Content_Types].xml") or b""
         override = f'<Override PartName="/{part}" ContentType="{ox.CT_WORKSHEET}"/>'.encode()
         self.put("[Content_Types].xml", _insert_before_close(ct, b"Types", override))
+
+    # -- the bridge's chart on a tab it owns
+    def redraw_chart(
+        self, sheet_part: str, drawing_rid: str | None, content: TabContent, *, fresh_sheet: bool
+    ) -> str | None:
+        """Draw ``content.chart`` on ``sheet_part`` (or take the bridge's old chart away).
+
+        Returns the sheet's drawing relationship Id for its ``<drawing r:id>``, or None. The
+        bridge's chart is found in the sheet's drawing by its frame name (or, after a re-save by a
+        tool that renamed it, by its title); its chart part is rewritten in place, so repeated
+        syncs neither add parts nor leave old ones behind. Anything else in the drawing (a chart
+        staff put on the tab) is kept.
+        """
+        spec = content.chart
+        sheet_rels_part = ox.rels_part_of(sheet_part)
+        drawing_part: str | None = None
+        if fresh_sheet:
+            # A member left behind under the new sheet's rels name would be read as its rels.
+            self.delete(sheet_rels_part)
+        elif drawing_rid is not None:
+            rels = ox.iter_rels(self.get(sheet_rels_part), sheet_part)
+            target = next((t for i, _, t, ext in rels if i == drawing_rid and not ext), None)
+            if target is not None and self.get(target) is not None:
+                drawing_part = self.pkg.actual(target)
+            else:  # a dangling relationship: drop it
+                self._remove(sheet_rels_part, b"Relationship", b"Id", drawing_rid.encode())
+                self._drop_empty_rels(sheet_rels_part)
+                drawing_rid = None
+        if drawing_part is None and spec is None:
+            return drawing_rid
+
+        root: etree._Element | None = None
+        others = 0
+        old_charts: list[str] = []
+        drels_part = ox.rels_part_of(drawing_part) if drawing_part else ""
+        drels_xml = self.get(drels_part) if drawing_part else None
+        if drawing_part is not None:
+            try:
+                root = ox.parse_xml(self.get(drawing_part) or b"")
+            except etree.XMLSyntaxError:
+                log.warning("the drawing on tab %r cannot be read; left alone", content.title)
+                return drawing_rid
+            targets = {i: t for i, _, t, ext in ox.iter_rels(drels_xml, drawing_part) if not ext}
+            ours: list[tuple[etree._Element, str]] = []
+            for anchor in root:
+                if not isinstance(anchor.tag, str):
+                    continue
+                rid = _anchor_chart_rid(anchor)
+                name = next((el.get("name", "") for el in anchor.iter(f"{{{ox.NS_XDR}}}cNvPr")), "")
+                title = ox.chart_title_text(self.get(targets[rid])) if rid in targets else ""
+                if name == ox.BRIDGE_CHART_NAME or (spec is not None and title == spec.title):
+                    ours.append((anchor, rid or ""))
+                else:
+                    others += 1
+            if not ours and spec is None:
+                return drawing_rid
+            for anchor, rid in ours:
+                root.remove(anchor)
+                if rid in targets:
+                    old_charts.append(self.pkg.actual(targets[rid]))
+                    assert drels_xml is not None
+                    drels_xml = _remove_elements(drels_xml, b"Relationship", b"Id", rid.encode())
+
+        # Old chart parts go, with what only they used (Excel adds style and colour parts).
+        chart_part = old_charts[0] if spec is not None and old_charts else None
+        for old in old_charts:
+            self.delete_part(old, keep=old == chart_part)
+
+        alone = others == 0 and not _rel_ids(drels_xml or b"")
+        if spec is None:
+            assert drawing_part is not None and root is not None
+            if alone:
+                self.delete_part(drawing_part)
+                if drawing_rid is not None:
+                    self._remove(sheet_rels_part, b"Relationship", b"Id", drawing_rid.encode())
+                    self._drop_empty_rels(sheet_rels_part)
+                return None
+            self.put(drawing_part, _tree_bytes(root))
+            self._put_rels(drels_part, drels_xml)
+            return drawing_rid
+
+        chart_part = chart_part or self.new_part_name("xl/charts/chart{}.xml")
+        self.put(chart_part, _chart_bytes(content))
+        self.set_override(chart_part, ox.CT_CHART)
+        if drawing_part is None:
+            drawing_part = self.new_part_name("xl/drawings/drawing{}.xml")
+            drels_part = ox.rels_part_of(drawing_part)
+            drels_xml = None
+            alone = True
+            sheet_rels = self.get(sheet_rels_part) if not fresh_sheet else None
+            sheet_rels = sheet_rels or ox.rels_xml(())
+            drawing_rid = _free_rid(sheet_rels)
+            target = posixpath.relpath(drawing_part, posixpath.dirname(sheet_part))
+            rel = (
+                f'<Relationship Id="{drawing_rid}" Type="{ox.REL_DRAWING}" '
+                f'Target="{ox.escape_attr(target)}"/>'
+            ).encode()
+            self.put(sheet_rels_part, _insert_before_close(sheet_rels, b"Relationships", rel))
+        chart_target = posixpath.relpath(chart_part, posixpath.dirname(drawing_part))
+        merge_into = None if alone else root
+        if merge_into is None:
+            # The drawing holds only the bridge's chart: written whole, the same bytes each time.
+            chart_rid, frame_id = "rId1", 2
+            drels_xml = ox.rels_xml(((chart_rid, ox.REL_CHART, chart_target),))
+        else:
+            drels_xml = drels_xml or ox.rels_xml(())
+            chart_rid = _free_rid(drels_xml)
+            frame_id = 1 + max(
+                (
+                    int(el.get("id", "0"))
+                    for el in merge_into.iter(f"{{{ox.NS_XDR}}}cNvPr")
+                    if el.get("id", "").isdigit()
+                ),
+                default=1,
+            )
+            rel = (
+                f'<Relationship Id="{chart_rid}" Type="{ox.REL_CHART}" '
+                f'Target="{ox.escape_attr(chart_target)}"/>'
+            ).encode()
+            drels_xml = _insert_before_close(drels_xml, b"Relationships", rel)
+        anchor_xml = ox.chart_anchor_xml(
+            rid=chart_rid,
+            frame_id=frame_id,
+            title=spec.title,
+            anchor_row=spec.anchor_row,
+            anchor_col=spec.anchor_col,
+            widths=content.widths,
+            declare=merge_into is not None,
+        )
+        if merge_into is None:
+            drawing = ox.drawing_xml(anchor_xml)
+        else:
+            merge_into.append(etree.fromstring(anchor_xml))
+            drawing = _tree_bytes(merge_into)
+        self.put(drawing_part, drawing)
+        self._put_rels(drels_part, drels_xml)
+        self.set_override(drawing_part, ox.CT_DRAWING)
+        return drawing_rid
+
+    def delete_part(self, part: str, *, keep: bool = False) -> None:
+        """Remove ``part`` (unless ``keep``: it is about to be rewritten), its rels and content
+        type, and every part it pointed at that nothing else in the package points at."""
+        rels_part = ox.rels_part_of(part)
+        rels = self.get(rels_part)
+        self.delete(rels_part)
+        if not keep:
+            self.delete(part)
+            self.drop_override(part)
+        for _, _, target, external in ox.iter_rels(rels, part):
+            if external or self.get(target) is None or self.referenced(target):
+                continue
+            self.delete_part(self.pkg.actual(target))
+
+    def referenced(self, part: str) -> bool:
+        """Does any relationship left in the package point at ``part``?"""
+        key = part.lower()
+        for name in self.members():
+            if not name.endswith(".rels"):
+                continue
+            folder, base = posixpath.split(name)
+            source = posixpath.join(posixpath.dirname(folder), base[: -len(".rels")])
+            try:
+                rels = list(ox.iter_rels(self.get(name), source))
+            except etree.XMLSyntaxError:
+                return True  # unsure: keep the part
+            if any(not ext and t.lower() == key for _, _, t, ext in rels):
+                return True
+        return False
+
+    def set_override(self, part: str, content_type: str) -> None:
+        """Make ``[Content_Types].xml`` say ``part`` is a ``content_type``."""
+        ct = self.get("[Content_Types].xml") or b""
+        name = "/" + part
+        for m in re.finditer(rb"<(?:[\w.-]+:)?Override\b([^>]*?)/>", ct):
+            attrs = ox.attrs_of(m.group(1))
+            part_name = attrs.get(b"PartName", b"").decode("utf-8", "replace")
+            kind = attrs.get(b"ContentType", b"").decode("utf-8", "replace")
+            if part_name.lower() == name.lower() and kind == content_type:
+                return
+        ct = _remove_elements(ct, b"Override", b"PartName", name.encode())
+        override = (
+            f'<Override PartName="{ox.escape_attr(name)}" ContentType="{content_type}"/>'
+        ).encode()
+        self.put("[Content_Types].xml", _insert_before_close(ct, b"Types", override))
+
+    def drop_override(self, part: str) -> None:
+        self._remove("[Content_Types].xml", b"Override", b"PartName", ("/" + part).encode())
+
+    def _put_rels(self, rels_part: str, xml: bytes | None) -> None:
+        if xml is not None and _rel_ids(xml):
+            self.put(rels_part, xml)
+        else:
+            self.delete(rels_part)
+
+    def _drop_empty_rels(self, rels_part: str) -> None:
+        data = self.get(rels_part)
+        if data is not None and not _rel_ids(data):
+            self.delete(rels_part)
 
     # -- styles
     def styles(self) -> tuple[int | None, int | None]:
@@ -769,6 +987,48 @@ class _Edit:
                 zi = zipfile.ZipInfo(name, now)
                 zi.compress_type = zipfile.ZIP_DEFLATED
                 out.writestr(zi, data)
+
+
+def _rel_ids(rels_xml: bytes) -> set[bytes]:
+    return set(re.findall(rb'\bId\s*=\s*"([^"]+)"', rels_xml))
+
+
+def _free_rid(rels_xml: bytes, start: int = 1) -> str:
+    """The first ``rIdN`` from ``start`` on that ``rels_xml`` does not use yet."""
+    used = {u.lower() for u in _rel_ids(rels_xml)}
+    k = start
+    while f"rid{k}".encode() in used:
+        k += 1
+    return f"rId{k}"
+
+
+def _anchor_chart_rid(anchor: etree._Element) -> str | None:
+    """The relationship Id of the chart a drawing anchor shows, if it shows one."""
+    for el in anchor.iter(f"{{{ox.NS_C}}}chart"):
+        rid = el.get(f"{{{ox.NS_DOC_REL}}}id")
+        if rid:
+            return rid
+    return None
+
+
+def _tree_bytes(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def _chart_bytes(content: TabContent) -> bytes:
+    spec = content.chart
+    assert spec is not None
+    return ox.chart_xml(
+        content.title,
+        content.rows,
+        title=spec.title,
+        first_row=spec.first_row,
+        first_col=spec.first_col,
+        last_row=spec.last_row,
+        last_col=spec.last_col,
+        kind=spec.kind,
+        stacked=spec.stacked,
+    )
 
 
 def _copy_info(info: zipfile.ZipInfo, date_time: tuple[int, ...]) -> zipfile.ZipInfo:
