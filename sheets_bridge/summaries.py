@@ -282,7 +282,9 @@ def dashboard_chart_range(tab: TabContent) -> tuple[int, int, int, int]:
         if len(row) > CHART_COL and row[CHART_COL] == CHART_TITLE:
             first = index + 1
             last = first
-            while last + 1 < len(tab.rows) and tab.rows[last + 1][CHART_COL] not in (None, ""):
+            while last + 1 < len(tab.rows) and len(tab.rows[last + 1]) > CHART_COL:
+                if tab.rows[last + 1][CHART_COL] in (None, ""):
+                    break
                 last += 1
             return first, CHART_COL, last, CHART_COL + len(SOURCE_TAGS)
     raise ValueError("this tab has no weekly chart table: was it built by build_dashboard?")
