@@ -232,6 +232,8 @@ _NOT_WORD = re.compile(r"[\W_]+")
 # Text forms, matched on the lowercased, trimmed cell. Each leaves the rest (a time) in a group.
 _ISO = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(.*)", re.DOTALL)
 _NUMERIC = re.compile(r"(\d{1,2})([-/.])(\d{1,2})\2(\d{4}|\d{2})(?![\d:])(.*)", re.DOTALL)
+#: "11/3" with no year (slashes only: "11.3" or "11-3" read too much like numbers or ranges).
+_NUMERIC_NO_YEAR = re.compile(r"(\d{1,2})/(\d{1,2})(?![\d/:])(.*)", re.DOTALL)
 _WEEKDAY = re.compile(
     r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday"
     r"|mon|tues|tue|wed|thurs|thur|thu|fri|sat|sun)\.?,?\s+"
@@ -424,6 +426,23 @@ def _text_to_naive(
             if mdy and dmy and a != b:
                 raise _Unreadable(_AMBIGUOUS)
             month, day = (a, b) if mdy else (b, a)
+    elif (m := _NUMERIC_NO_YEAR.fullmatch(text)) is not None:
+        # "11/3" or "11/3 2pm": the year is the one that makes it the nearest past date (like
+        # "Nov 3"), in the configured day/month order.
+        a, b = int(m[1]), int(m[2])
+        if date_order == "MDY":
+            month, day = a, b
+        elif date_order == "DMY":
+            month, day = b, a
+        else:
+            mdy, dmy = _is_real(2000, a, b), _is_real(2000, b, a)
+            if mdy and dmy and a != b:
+                raise _Unreadable(_AMBIGUOUS)
+            month, day = (a, b) if mdy else (b, a)
+        if not _is_real(2000, month, day):
+            raise _Unreadable(_NOT_REAL)
+        year = _year_for(month, day, frame.today, allow_future)
+        rest = m[3]
     elif text.isdigit() and text.isascii():
         # A serial number pasted or imported as text ("45720"): five digits and a plausible day.
         serial = int(text)
@@ -1017,7 +1036,18 @@ DEFAULT_HOW_HEARD_KEYWORDS: dict[str, tuple[str, ...]] = {
         "spouse",
         "relative",
     ),
-    "Google": ("google", "googled", "search", "online search", "web search"),
+    "Google": (
+        "google",
+        "googled",
+        "search",
+        "online search",
+        "web search",
+        "web",
+        "website",
+        "online",
+        "internet",
+        "bing",
+    ),
     "Social media": (
         "facebook",
         "instagram",
@@ -1043,7 +1073,7 @@ DEFAULT_HOW_HEARD_KEYWORDS: dict[str, tuple[str, ...]] = {
     ),
     "Event": ("event", "health fair", "fair", "talk", "workshop", "seminar", "expo", "booth"),
     "Walk-in": ("walk", "walk in", "walked in", "walkin", "drive by", "drove by", "sign"),
-    "Other": (),
+    "Other": ("self", "self referred", "self referral", "selfreferral"),
 }
 
 _SOURCE_TAGS: dict[str, str] = {

@@ -270,7 +270,7 @@ def test_parse_when_date_order(value: str, order: str, at: datetime) -> None:
         ("pending", {}, A_WORD),
         # unreadable text
         ("sometime in spring", {}, NOT_A_DATE),
-        ("3/4", {}, NOT_A_DATE),
+        ("3/4", {}, AMBIGUOUS),  # no year, and no day/month order configured
         ("2025", {}, NOT_A_DATE),
         ("20250304", {}, NOT_A_DATE),
         ("4 Foo 2025", {}, NOT_A_DATE),
@@ -913,3 +913,20 @@ def test_messages_do_not_echo_values(value: str) -> None:
 def test_error_value_not_echoed_unless_it_is_an_error_code() -> None:
     parsed = parse_text(CellError("Jane Doe 212-555-0100"), column=NAME)
     assert parsed.problem == f"{NAME} shows an error: fix the formula or type the value"
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
+        ("11/3", "MDY", datetime(2024, 11, 3, tzinfo=NY)),  # nearest past 3 November
+        ("11/3", "DMY", datetime(2025, 3, 11, tzinfo=NY)),
+        ("6/15 2pm", "MDY", datetime(2025, 6, 15, 14, 0, tzinfo=NY)),
+        ("13/4", None, datetime(2025, 4, 13, tzinfo=NY)),  # only one reading is a date
+    ],
+)
+def test_slash_dates_without_a_year_take_the_nearest_past_year(
+    text: str, order: str | None, expected: datetime
+) -> None:
+    parsed = parse_when(text, column="Received", tz=NY, date_order=order, now=NOW)  # type: ignore[arg-type]
+    assert parsed.problem is None
+    assert parsed.value is not None and parsed.value.at == expected
