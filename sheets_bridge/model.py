@@ -259,6 +259,8 @@ class TabContent:
     widths: tuple[int, ...] = ()
     freeze_rows: int = 1
     chart: ChartSpec | None = None
+    heading_cells: frozenset[tuple[int, int]] = frozenset()
+    """Single (row, column) cells drawn bold, for a heading that shares its row with other data."""
 
 
 @dataclass(frozen=True, slots=True)

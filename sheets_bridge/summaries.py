@@ -85,28 +85,36 @@ class _Sheet:
     def __init__(self, width: int) -> None:
         self.width = width
         self.rows: list[list[OutValue]] = []
-        self.headings: set[int] = set()
+        self.headings: set[tuple[int, int]] = set()
 
     def add(self, *cells: OutValue, heading: bool = False) -> int:
+        """Append a row; a heading makes bold only the cells given here, not the whole row,
+        so a table laid beside it (the weekly chart data) keeps its own look."""
         self.rows.append(list(cells) + [None] * (self.width - len(cells)))
+        row = len(self.rows) - 1
         if heading:
-            self.headings.add(len(self.rows) - 1)
-        return len(self.rows) - 1
+            self.headings.update((row, col) for col in range(len(cells)))
+        return row
 
     def blank(self) -> None:
         self.add()
 
-    def put(self, row: int, col: int, values: Sequence[OutValue]) -> None:
+    def put(
+        self, row: int, col: int, values: Sequence[OutValue], *, heading: bool = False
+    ) -> None:
         """Write ``values`` into ``row`` from ``col`` on, growing the sheet downwards if needed."""
         while len(self.rows) <= row:
             self.add()
         self.rows[row][col : col + len(values)] = list(values)
+        if heading:
+            self.headings.update((row, c) for c in range(col, col + len(values)))
 
     def content(self, title: str, widths: Sequence[int], freeze_rows: int) -> TabContent:
         return TabContent(
             title=title,
             rows=tuple(tuple(row) for row in self.rows),
-            heading_rows=frozenset(self.headings),
+            heading_rows=frozenset(),
+            heading_cells=frozenset(self.headings),
             widths=tuple(widths),
             freeze_rows=freeze_rows,
         )
@@ -229,10 +237,8 @@ def render_dashboard(ov: Overview, settings: SummarySettings, practice_name: str
             "(see Attention on the Referrals tab)."
         )
 
-    sheet.put(CHART_TITLE_ROW, CHART_COL, [CHART_TITLE])
-    sheet.headings.add(CHART_TITLE_ROW)
-    sheet.put(CHART_TITLE_ROW + 1, CHART_COL, ["Week starting", *SOURCE_TAGS])
-    sheet.headings.add(CHART_TITLE_ROW + 1)
+    sheet.put(CHART_TITLE_ROW, CHART_COL, [CHART_TITLE], heading=True)
+    sheet.put(CHART_TITLE_ROW + 1, CHART_COL, ["Week starting", *SOURCE_TAGS], heading=True)
     for i, week in enumerate(ov.weeks):
         sheet.put(
             CHART_TITLE_ROW + 2 + i,
@@ -240,7 +246,7 @@ def render_dashboard(ov: Overview, settings: SummarySettings, practice_name: str
             [_short(week.start), *[week.counts.get(tag, 0) for tag in SOURCE_TAGS]],
         )
 
-    widths = [46, 16, 16, 16, 16, 16, 3, 14, 18, 18, 14, 10]
+    widths = [46, 21, 21, 21, 21, 16, 3, 14, 18, 18, 14, 10]
     tab = sheet.content(DASHBOARD_TAB, widths[:_DASH_WIDTH], freeze_rows=1)
     return replace(tab, chart=dashboard_chart(tab))
 

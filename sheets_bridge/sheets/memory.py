@@ -78,7 +78,9 @@ class MemorySheet:
         number = write.row.number
         if 0 < number - 1 < len(self.grid) and self._is_row(self.grid[number - 1], write, id_col):
             return number - 1
-        matches = [i for i, row in enumerate(self.grid[1:], start=1) if self._is_row(row, write, id_col)]
+        matches = [
+            i for i, row in enumerate(self.grid[1:], start=1) if self._is_row(row, write, id_col)
+        ]
         return matches[0] if len(matches) == 1 else None
 
     def _is_row(self, row: list[CellValue], write: CellWrite, id_col: int | None) -> bool:

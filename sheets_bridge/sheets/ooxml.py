@@ -868,6 +868,7 @@ def generate_sheet(
     wrap_style: int | None,
     heading_rows: Iterable[int],
     widths: Sequence[int],
+    heading_cells: Iterable[tuple[int, int]] = (),
     freeze_rows: int,
     keep: Sequence[bytes] = (),
     max_chars: int = 32_767,
@@ -880,10 +881,12 @@ def generate_sheet(
     ``<legacyDrawing>`` elements carried over from the sheet being replaced.
     """
     headings = set(heading_rows)
+    bold_cells = set(heading_cells)
     n_cols = max((len(r) for r in rows), default=0)
     parts: list[str] = [
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n',
         f'<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_DOC_REL}">',
+        '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>',
     ]
     last = f"{col_letters(max(n_cols - 1, 0))}{max(len(rows), 1)}"
     parts.append(f'<dimension ref="A1:{last}"/>' if rows else '<dimension ref="A1"/>')
@@ -916,7 +919,7 @@ def generate_sheet(
             if value is None:
                 continue
             ref = f"{letters[c]}{num}"
-            style = bold_style if heading else None
+            style = bold_style if heading or (r, c) in bold_cells else None
             if isinstance(value, bool):
                 s = f' s="{style}"' if style is not None else ""
                 parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
@@ -935,8 +938,10 @@ def generate_sheet(
         parts.append("</row>")
     parts.append("</sheetData>")
     parts.append(
-        '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+        '<pageMargins left="0.5" right="0.5" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
     )
+    # Printed, a summary tab is landscape and one page wide (a manager prints the Dashboard).
+    parts.append('<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>')
     out = "".join(parts).encode("utf-8")
     return out + b"".join(keep) + b"</worksheet>"
 

@@ -518,6 +518,7 @@ class LocalWorkbook:
             bold_style=bold,
             wrap_style=wrap,
             heading_rows=content.heading_rows,
+            heading_cells=content.heading_cells,
             widths=content.widths,
             freeze_rows=content.freeze_rows,
             keep=keep,

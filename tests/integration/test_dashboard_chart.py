@@ -225,8 +225,10 @@ def test_sync_draws_one_stacked_weekly_chart_on_the_dashboard(practice: Practice
     assert package_problems(path) == []
     assert lossy_content(path) == []
     sheet = zip_parts(path)[dashboard_part(path)]
-    # CT_Worksheet order: the drawing comes after the page margins, last here.
-    assert re.search(rb"<pageMargins [^>]*/><drawing r:id=\"rId\d+\"/></worksheet>$", sheet)
+    # CT_Worksheet order: the drawing comes after the page margins and setup, last here.
+    assert re.search(
+        rb"<pageMargins [^>]*/><pageSetup [^>]*/><drawing r:id=\"rId\d+\"/></worksheet>$", sheet
+    )
 
 
 def test_every_sync_redraws_the_chart_in_place(practice: Practice) -> None:

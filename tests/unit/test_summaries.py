@@ -143,7 +143,10 @@ def test_dashboard_layout() -> None:
         "Weeks start on Monday; this week is 10 Nov – 16 Nov 2025. Counts are referrals received "
         "in each period; a share shows how many it is out of."
     )
-    assert {0, 3, 4} <= tab.heading_rows
+    # Headings are bold cell by cell, so the weekly table beside them keeps its own look.
+    assert {(0, 0), (3, 0), (4, 1)} <= tab.heading_cells
+    weekly = {r for r, row in enumerate(tab.rows) if len(row) > 7 and row[7] == "5 Oct"}
+    assert all((r, 7) not in tab.heading_cells for r in weekly)
     assert len({len(row) for row in tab.rows}) == 1
     assert len(tab.widths) == len(tab.rows[0])
     for row in tab.rows:
@@ -196,7 +199,7 @@ def test_referrers_tab() -> None:
             "Last check-in drafted",
         )
     )
-    assert header in tab.heading_rows and tab.freeze_rows == header + 1
+    assert (header, 0) in tab.heading_cells and tab.freeze_rows == header + 1
     assert tab.rows[header + 1 :] == (
         ("Dr Ann Lee", "Lee Clinic", "Provider", 5, 4, "2025-11-10", "100% of 5", "75% of 4",
          "100% of 3", "Yes", "", "", "2025-11-10", ""),
