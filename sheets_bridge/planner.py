@@ -414,24 +414,26 @@ def plan_cycle(
             if memo is not None:
                 memo[memo_key] = referral
         referrals.append(referral)
-    _flag_duplicates(referrals, config.sync.duplicate_window_days)
+    duplicate_lines, duplicate_later = _flag_duplicates(
+        referrals, config.sync.duplicate_window_days
+    )
+    # Lines that come after a row's own problems: possible duplicates, then what drafting says.
+    late: dict[str, list[str]] = {
+        referrals[index].referral_id: [line] for index, line in duplicate_lines.items()
+    }
 
     drafts: Sequence[DraftRequest] = ()
     if draft_planner is not None:
         drafts, draft_problems = draft_planner(
-            [ref for ref, r in zip(referrals, rows, strict=True) if not r.blocked],
+            [
+                ref
+                for index, (ref, r) in enumerate(zip(referrals, rows, strict=True))
+                if not r.blocked and index not in duplicate_later
+            ],
             now, config, state,
         )
-        extra_lines: dict[str, list[str]] = {}
         for rid, line in draft_problems:
-            extra_lines.setdefault(rid, []).append(line)
-        if extra_lines:
-            referrals = [
-                replace(ref, attention=(*ref.attention, *extra_lines[ref.referral_id]))
-                if ref.referral_id in extra_lines
-                else ref
-                for ref in referrals
-            ]
+            late.setdefault(rid, []).append(line)
 
     # -- decide every bridge cell ----------------------------------------------------------
     # Rows the state has no record of at all (new, or the state file was lost and rebuilt):
@@ -451,6 +453,9 @@ def plan_cycle(
         rid = r.final_id
         ref = RowRef(r.sheet.number, r.current_id, r.fingerprint, target_id=rid)
         row_writes: list[CellWrite] = []
+        tail = late.get(rid)
+        if tail:
+            referral = replace(referral, attention=(*referral.attention, *tail))
         if r.blocked:
             attention = _attention_text(referral.attention)
             attention_col = columns.get("Attention")
@@ -658,10 +663,16 @@ def _emails_by_id(state: StateView, config: BridgeConfig) -> dict[str, str]:
     return out
 
 
-def _flag_duplicates(referrals: list[Referral], window_days: int) -> None:
-    """B22: the same patient within ``window_days`` gets "possible duplicate of R-…" on both rows."""
+def _flag_duplicates(
+    referrals: Sequence[Referral], window_days: int
+) -> tuple[dict[int, str], set[int]]:
+    """B22: the same patient within ``window_days``: "possible duplicate of R-…" on both rows.
+
+    Returns the Attention line per row index, and the indexes of the later row of each pair:
+    those make no drafts, so a row typed twice does not thank the referrer twice.
+    """
     if window_days <= 0:
-        return
+        return {}, set()
     window = timedelta(days=window_days)
     keyed: dict[str, list[int]] = {}
     for index, ref in enumerate(referrals):
@@ -677,22 +688,25 @@ def _flag_duplicates(referrals: list[Referral], window_days: int) -> None:
         for key in keys:
             keyed.setdefault(key, []).append(index)
     partners: dict[int, set[int]] = {}
+    later: set[int] = set()
     for members in keyed.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda i: referrals[i].received)  # type: ignore[arg-type, return-value]
+        members.sort(key=lambda i: (referrals[i].received, i))
         for a, b in itertools.pairwise(members):
             ra, rb = referrals[a].received, referrals[b].received
             if ra is not None and rb is not None and rb - ra <= window:
                 partners.setdefault(a, set()).add(b)
                 partners.setdefault(b, set()).add(a)
+                later.add(b)
+    lines = {}
     for index, others in partners.items():
         ids = sorted(referrals[i].referral_id for i in others)
-        line = (
+        lines[index] = (
             f"Possible duplicate of {', '.join(ids)} (same patient within {window_days} days): "
             "if it is, delete one row; if not, say why in Notes"
         )
-        referrals[index] = replace(referrals[index], attention=(*referrals[index].attention, line))
+    return lines, later
 
 
 def _summarise(

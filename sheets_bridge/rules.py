@@ -149,7 +149,8 @@ def format_moment(moment: datetime | None, tz: ZoneInfo) -> str:
     """How the bridge writes a time: ISO-like, practice zone, sorts correctly as text."""
     if moment is None:
         return ""
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    m = moment.astimezone(tz)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d}"
 
 
 def is_empty_row(row: SheetRow, cols: ColumnMap) -> bool:
@@ -185,7 +186,9 @@ class _Reader:
     attention: list[str]
 
     def cell(self, name: str) -> CellValue:
-        return self.row.get(self.cols.staff.get(name))
+        col = self.cols.staff.get(name)
+        values = self.row.values
+        return values[col] if col is not None and col < len(values) else None
 
     def note(self, problem: str | None) -> None:
         if problem:

@@ -490,7 +490,10 @@ def read_sheet(xml: bytes, ctx: ValueContext) -> SheetValues:
                     attrs = {b"t": t} if s is None else {b"t": t, b"s": s}
                     val = cell_value(attrs, b"<v>" + v + b"</v>", ctx)
             elif inline is not None:  # the inline string the bridge itself writes
-                val = decode_text(inline) or None
+                if b"&" in inline or b"_x" in inline or b"\r" in inline:
+                    val = decode_text(inline) or None
+                else:
+                    val = inline.decode("utf-8", "replace") or None
             else:
                 if not body:
                     continue

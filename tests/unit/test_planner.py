@@ -647,3 +647,24 @@ def test_a_column_map_places_config_aliases(make_config: ConfigFactory) -> None:
     assert report.result is not None and report.result.column_map is not None
     assert resolve_columns(headers, config.columns.aliases).staff["Referred By"] == 6
     assert record_of(sheet, "Ann")["Attention"] is None
+
+
+def test_a_row_typed_twice_thanks_the_referrer_once(config: BridgeConfig) -> None:
+    """B22: both rows are kept and flagged; only the earlier one makes drafts."""
+    from sheets_bridge.runner import run_sync
+
+    rows = [
+        patient("Ann", "Lee", Received="2025-03-03 09:00", Referrer_Email="rivera@example.org"),
+        patient("Ann", "Lee", Received="2025-03-03 11:00", Referrer_Email="rivera@example.org"),
+        patient("Bo", "Kim", Received="2025-03-03 10:00", Referrer_Email="rivera@example.org"),
+    ]
+    sheet = make_sheet(rows)
+    report = run_sync(config, now=FIXED_NOW, sheet=sheet)
+    acknowledgements = sorted(k for k in report.drafts_made if k.endswith("acknowledgement"))
+    assert acknowledgements == [
+        "R-00001.referrer_acknowledgement",
+        "R-00003.referrer_acknowledgement",
+    ]
+    later = next(r for r in records(sheet) if r["Referral ID"] == "R-00002")
+    assert "Possible duplicate of R-00001" in str(later["Attention"])
+    assert not later["Emails"]
