@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -311,4 +310,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return render_error(error, debug=args.debug)
 
 
-__all__ = ["main", "shutil"]
+__all__ = ["main"]
