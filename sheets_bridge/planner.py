@@ -408,8 +408,23 @@ def plan_cycle(
         memo_key = (context_key, r.sheet.number, r.sheet.values, r.final_id, tuple(extra), emails)
         referral = memo.get(memo_key) if memo is not None else None
         if referral is None:
+            uncalculated = (
+                frozenset(
+                    name
+                    for name, col in cols.staff.items()
+                    if (r.sheet.number, col) in tab.formula_cells and r.sheet.get(col) is None
+                )
+                if tab.formula_cells
+                else frozenset()
+            )
             referral = read_referral(
-                r.sheet, cols, ctx, referral_id=r.final_id, leading=extra, emails=emails
+                r.sheet,
+                cols,
+                ctx,
+                referral_id=r.final_id,
+                leading=extra,
+                emails=emails,
+                uncalculated=uncalculated,
             )
             if memo is not None:
                 memo[memo_key] = referral

@@ -203,12 +203,20 @@ def read_referral(
     referral_id: str = "",
     leading: Sequence[str] = (),
     emails: str = "",
+    uncalculated: frozenset[str] = frozenset(),
 ) -> Referral:
     """Parse one row and derive its bridge values; problems become Attention lines.
 
     ``leading`` lines (about the row as a whole, such as merged cells) come first in Attention.
+    ``uncalculated`` names staff columns whose cell is a formula with no saved result (a file
+    written by a program, never opened in Excel): said so, instead of "is empty".
     """
     attention: list[str] = list(leading)
+    for name in sorted(uncalculated):
+        attention.append(
+            f"{name} is a formula the workbook has not calculated yet: open the workbook in "
+            "Excel or LibreOffice and save it, or type the value"
+        )
     r = _Reader(row, cols, attention)
     has = cols.staff.__contains__
 
@@ -217,7 +225,8 @@ def read_referral(
     if has("Received"):
         raw = r.cell("Received")
         if is_blank(raw):
-            attention.append("Received is empty: add the date the referral came in")
+            if "Received" not in uncalculated:
+                attention.append("Received is empty: add the date the referral came in")
         else:
             parsed = parse_when(
                 raw,
@@ -235,7 +244,11 @@ def read_referral(
     if has("Patient First Name"):
         parsed_name = parse_text(r.cell("Patient First Name"), column="Patient First Name")
         r.note(parsed_name.problem)
-        if parsed_name.value is None and parsed_name.problem is None:
+        if (
+            parsed_name.value is None
+            and parsed_name.problem is None
+            and "Patient First Name" not in uncalculated
+        ):
             attention.append("Patient First Name is empty: add the patient's first name")
         first_name = parsed_name.value or ""
     last = parse_text(r.cell("Patient Last Name"), column="Patient Last Name")
