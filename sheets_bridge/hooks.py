@@ -25,10 +25,11 @@ from sheets_bridge.drafting import (
 from sheets_bridge.errors import BackendError
 from sheets_bridge.mail import Drafter, open_drafter
 from sheets_bridge.messages import HeaderInjectionError, InvalidAddressError, build_message
-from sheets_bridge.model import DraftRequest, Referral, Snapshot, TabContent
+from sheets_bridge.metrics import read_gifts
+from sheets_bridge.model import GIFTS_TAB, DraftRequest, Referral, Snapshot, TabContent
 from sheets_bridge.planner import DraftPlanner, PlanResult, TabBuilder
 from sheets_bridge.state import StateStore, StateView
-from sheets_bridge.summaries import build_dashboard, build_referrers
+from sheets_bridge.summaries import build_dashboard, build_gifts_summary, build_referrers
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,22 @@ def summary_builders(config: BridgeConfig) -> Sequence[TabBuilder]:
         snapshot: Snapshot,
         view: StateView,
     ) -> Sequence[TabContent]:
+        gifts_tab = snapshot.tabs.get(GIFTS_TAB)
+        gifts = (
+            build_gifts_summary(
+                read_gifts(
+                    gifts_tab,
+                    date_order=cfg.practice.date_order or "MDY",
+                    date1904=snapshot.date1904,
+                ),
+                cfg.summaries,
+                now.year,
+            )
+            if gifts_tab is not None
+            else None
+        )
         return [
-            build_dashboard(referrals, now, cfg.summaries, cfg.practice.name),
+            build_dashboard(referrals, now, cfg.summaries, cfg.practice.name, gifts),
             build_referrers(
                 referrals, now, cfg.summaries, drafted_by_referrer(view, cfg, referrals)
             ),

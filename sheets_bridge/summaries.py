@@ -151,8 +151,17 @@ def _metric_rows(stats: Sequence[GroupStats]) -> list[tuple[str, list[OutValue]]
     ]
 
 
-def render_dashboard(ov: Overview, settings: SummarySettings, practice_name: str) -> TabContent:
-    """Lay out an ``Overview`` as the Dashboard tab (separate from the maths, for the digest)."""
+def render_dashboard(
+    ov: Overview,
+    settings: SummarySettings,
+    practice_name: str,
+    gifts: GiftSummary | None = None,
+) -> TabContent:
+    """Lay out an ``Overview`` as the Dashboard tab (separate from the maths, for the digest).
+
+    ``gifts`` (from the staff's Gifts tab, when there is one) adds the year's gift count, total
+    and every warning: cash equivalents and totals over the configured limits.
+    """
     sheet = _Sheet(_DASH_WIDTH)
     names = [p.name for p in ov.periods]
     this_week = ov.periods[0]
@@ -236,6 +245,15 @@ def render_dashboard(ov: Overview, settings: SummarySettings, practice_name: str
             f"{'it is' if n == 1 else 'they are'} left out of every number here until fixed "
             "(see Attention on the Referrals tab)."
         )
+    if gifts is not None:
+        sheet.blank()
+        sheet.add(f"Gifts {gifts.year} (from the Gifts tab)", heading=True)
+        sheet.add(
+            f"{gifts.count} {'gift' if gifts.count == 1 else 'gifts'} logged, "
+            f"${gifts.total_value:,.2f} in all."
+        )
+        for line in gifts.warnings or ("No gift is over a limit or a cash equivalent.",):
+            sheet.add(line)
 
     sheet.put(CHART_TITLE_ROW, CHART_COL, [CHART_TITLE], heading=True)
     sheet.put(CHART_TITLE_ROW + 1, CHART_COL, ["Week starting", *SOURCE_TAGS], heading=True)
@@ -272,10 +290,14 @@ def dashboard_chart(tab: TabContent) -> ChartSpec:
 
 
 def build_dashboard(
-    referrals: Sequence[Referral], now: datetime, settings: SummarySettings, practice_name: str
+    referrals: Sequence[Referral],
+    now: datetime,
+    settings: SummarySettings,
+    practice_name: str,
+    gifts: GiftSummary | None = None,
 ) -> TabContent:
     """The Dashboard tab for ``referrals`` as of ``now``."""
-    return render_dashboard(overview(referrals, now, settings), settings, practice_name)
+    return render_dashboard(overview(referrals, now, settings), settings, practice_name, gifts)
 
 
 def dashboard_chart_range(tab: TabContent) -> tuple[int, int, int, int]:

@@ -223,6 +223,18 @@ def test_gifts_summary() -> None:
     assert len(summary.warnings) == 5
 
 
+def test_the_dashboard_shows_the_years_gifts_and_every_warning() -> None:
+    summary = build_gifts_summary(read_gifts(gifts_tab()), SETTINGS, 2025)
+    tab = build_dashboard(GOLDEN, NOW, SETTINGS, "Harbor Physio", summary)
+    first = [row[0] for row in tab.rows]
+    start = first.index("Gifts 2025 (from the Gifts tab)")
+    assert (start, 0) in tab.heading_cells
+    assert first[start + 1] == "8 gifts logged, $620.50 in all."
+    assert first[start + 2 : start + 7] == list(summary.warnings)
+    without = build_dashboard(GOLDEN, NOW, SETTINGS, "Harbor Physio")
+    assert not any(str(cell).startswith("Gifts ") for row in without.rows for cell in row)
+
+
 # --------------------------------------------------------------------------------------------
 # The canary: no patient data in any summary tab
 
