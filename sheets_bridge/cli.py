@@ -213,6 +213,20 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- run (the daemon) -------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from sheets_bridge.daemon import run_daemon
+
+    config = _config(args)
+    logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
+    print(
+        f"sheets-bridge running for {config.practice.name}: a sync every "
+        f"{config.schedule.sync_minutes} minutes, the digest on {config.digest.weekday} at "
+        f"{config.digest.hour}:00 ({config.practice.timezone}). Stop with Ctrl-C or SIGTERM."
+    )
+    return run_daemon(config, Path(args.config).resolve())
+
+
 # -- plumbing --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -252,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", metavar="FILE", help="write the digest as HTML here; draft nothing")
     p.add_argument("--now", help="pretend it is this ISO time (practice zone if none given)")
     p.set_defaults(func=cmd_digest)
+
+    p = sub.add_parser("run", help="run as a daemon: sync on a schedule, the weekly digest")
+    with_config(p)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="build a demo practice and run it end to end")
     p.add_argument("--dir", default="demo-practice", help="folder for the demo practice")

@@ -161,6 +161,12 @@ class SourcesConfig(_Model):
         return value
 
 
+class ScheduleConfig(_Model):
+    """How often the daemon (``sheets-bridge run``) syncs; the digest has its own day and hour."""
+
+    sync_minutes: int = Field(5, ge=1, le=1440)
+
+
 class BridgeConfig(_Model):
     practice: PracticeConfig
     sheet: SheetConfig
@@ -172,6 +178,7 @@ class BridgeConfig(_Model):
     drafts: DraftsSettings = DraftsSettings()
     summaries: SummarySettings = SummarySettings()
     digest: DigestSettings = DigestSettings()
+    schedule: ScheduleConfig = ScheduleConfig()
     config_path: Path | None = Field(default=None, exclude=True)
 
     @property
