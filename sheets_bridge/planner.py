@@ -117,7 +117,11 @@ class _Row:
     current_id: str
     final_id: str = ""
     notices: list[str] = field(default_factory=list)
-    blocked: bool = False  # an unmatched edited ID: Attention only, no other writes
+    blocked: bool = False  # Attention only, no other writes (an unmatched edited ID, a merged one)
+    block_reason: str = (
+        "Referral ID was changed by hand and the bridge cannot tell which referral this is: "
+        "put back the original ID, or clear the cell to get a new one"
+    )
 
 
 def plan_cycle(
@@ -360,6 +364,15 @@ def plan_cycle(
     for r in rows:
         if r.final_id:
             continue
+        if not r.current_id and id_col is not None and (r.sheet.number, id_col) in blocked_cells:
+            # B3: the ID cell is inside merged cells, so no ID can be written for this row;
+            # issuing one every cycle would only burn numbers.
+            r.blocked = True
+            r.block_reason = (
+                "Referral ID is in merged cells: unmerge them so the bridge can give this row "
+                "its own ID"
+            )
+            continue
         if not r.current_id:
             restored = restore_by_identity(r)
             if restored:
@@ -399,11 +412,7 @@ def plan_cycle(
     for r in rows:
         extra = list(merged_rows.get(r.sheet.number, ()))
         if r.blocked:
-            extra.insert(
-                0,
-                "Referral ID was changed by hand and the bridge cannot tell which referral this "
-                "is: put back the original ID, or clear the cell to get a new one",
-            )
+            extra.insert(0, r.block_reason)
         emails = cell_text(r.sheet.get(columns.get("Emails"))) if "Emails" in cols.bridge else ""
         memo_key = (context_key, r.sheet.number, r.sheet.values, r.final_id, tuple(extra), emails)
         referral = memo.get(memo_key) if memo is not None else None

@@ -384,16 +384,10 @@ class StateStore:
         Quiet runs are not added to the runs table (a daemon would add one every few minutes);
         ``status`` reads the time from here.
         """
+        stamp = _iso(now)
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES('last_quiet', ?)", (_iso(now),))
-            changed = [
-                (identity, rid)
-                for rid, identity in present.items()
-            ]
-            db.executemany(
-                "UPDATE ids SET identity = ?, present = 1 WHERE referral_id = ? AND identity != ?",
-                [(identity, rid, identity) for identity, rid in changed],
-            )
+            db.execute("INSERT OR REPLACE INTO meta VALUES('last_quiet', ?)", (stamp,))
+            self._mark_present(db, present, stamp)
 
     def last_quiet(self) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key='last_quiet'").fetchone()

@@ -100,3 +100,24 @@ def test_a_staff_chart_and_renamed_headers_survive_a_sync(tmp_path: Path) -> Non
     assert reopened["Referrals"]["B3"].value == "=Santos"
     assert reopened["Referrals"]["B3"].data_type == "s"
     assert [c.value for c in reopened["Referrals"][1]][:5] == headers
+
+
+def test_merged_referral_id_cells_get_a_plain_line_and_burn_no_ids(tmp_path: Path) -> None:
+    headers = [*STAFF_COLUMNS, "Referral ID", "Attention"]
+    blank = [None] * (len(STAFF_COLUMNS) - 3)
+    rows = [
+        ["2026-11-20 09:00", name, "Lee", *blank, None, None]
+        for name in ("Ann", "Bo", "Cy", "Di")
+    ]
+    config = practice(tmp_path, rows, headers=headers)
+    path = tmp_path / "referrals.xlsx"
+    wb = openpyxl.load_workbook(path)
+    wb["Referrals"].merge_cells(start_row=3, start_column=18, end_row=4, end_column=18)
+    wb.save(path)
+    for _ in range(2):
+        assert main(["sync", "--config", str(config), "--now", NOW]) == 0
+    assert column(path, "Referral ID") == ["R-00001", None, None, "R-00002"]
+    attention = column(path, "Attention")
+    for line in attention[1:3]:
+        assert "Referral ID is in merged cells: unmerge them" in str(line)
+    assert "Referral ID" not in str(attention[0]) and "Referral ID" not in str(attention[3])
