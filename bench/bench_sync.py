@@ -5,7 +5,8 @@ For each size, in a fresh subprocess (so peak memory is that run's own):
   quiet   the next sync with nothing changed: must not save (file bytes unchanged)
   edit    a sync after staff edited 20 rows (Visit, First Contact): a few cells change
 Columns: wall time, where it went (load = read + parse the workbook, plan = pure planning,
-summaries and the SQLite journal, save = patching and replacing
+summaries and the SQLite journal, (summ) = the part of plan spent building the Dashboard and
+Referrers tabs, save = patching and replacing
 the file), peak RSS.
 
     python bench/bench_sync.py [--sizes 1000,10000,50000] [--json FILE]
@@ -76,7 +77,15 @@ def measure(size: int, scenario: str) -> dict[str, float]:
     try:
         config = load_config(_config(folder))
         shutil.copyfile(workbook_for(size), config.sheet.path)  # type: ignore[union-attr]
-        timings = {"load": 0.0, "save": 0.0}
+        timings = {"load": 0.0, "save": 0.0, "summaries": 0.0}
+        builders = summary_builders(config)
+
+        def timed_summaries(*args):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            try:
+                return [tab for build in builders for tab in build(*args)]
+            finally:
+                timings["summaries"] += time.perf_counter() - start
 
         class Timed(LocalWorkbook):
             def read(self):  # type: ignore[no-untyped-def]
@@ -99,7 +108,7 @@ def measure(size: int, scenario: str) -> dict[str, float]:
             with StateStore(config.state_dir) as state:
                 planner, maker = draft_hooks(config, state, now=NOW, dry_run=False, hook=None)
                 return run_cycle(
-                    config, sheet, state, now=NOW, tab_builders=summary_builders(config),
+                    config, sheet, state, now=NOW, tab_builders=[timed_summaries],
                     draft_planner=planner, make_drafts=maker,
                 )
 
@@ -108,7 +117,7 @@ def measure(size: int, scenario: str) -> dict[str, float]:
             if scenario == "edit":
                 _edit(config.sheet.path, 20)  # type: ignore[union-attr]
         before = config.sheet.path.read_bytes()  # type: ignore[union-attr]
-        timings["load"] = timings["save"] = 0.0
+        timings["load"] = timings["save"] = timings["summaries"] = 0.0
         start = time.perf_counter()
         report = cycle()
         wall = time.perf_counter() - start
@@ -120,6 +129,7 @@ def measure(size: int, scenario: str) -> dict[str, float]:
             "load": timings["load"],
             "save": timings["save"],
             "plan": max(wall - timings["load"] - timings["save"], 0.0),
+            "summaries": timings["summaries"],
             "cells": getattr(report, "cells_written", 0),
             "unchanged": float(before == after),
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -149,7 +159,8 @@ def main() -> int:
             )
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     header = (
-        f"{'rows':>7} {'cycle':<6} {'wall s':>7} {'load s':>7} {'plan s':>7} {'save s':>7} "
+        f"{'rows':>7} {'cycle':<6} {'wall s':>7} {'load s':>7} {'plan s':>7} {'(summ)':>7} "
+        f"{'save s':>7} "
         f"{'cells':>7} {'file unchanged':>14} {'peak MB':>8}"
     )
     print(header)
@@ -157,7 +168,7 @@ def main() -> int:
     for r in results:
         print(
             f"{r['size']:>7} {r['scenario']:<6} {r['wall']:>7.2f} {r['load']:>7.2f} "
-            f"{r['plan']:>7.2f} {r['save']:>7.2f} {int(r['cells']):>7} "
+            f"{r['plan']:>7.2f} {r['summaries']:>7.2f} {r['save']:>7.2f} {int(r['cells']):>7} "
             f"{'yes' if r['unchanged'] else 'no':>14} {r['peak_mb']:>8.0f}"
         )
     if args.json:
