@@ -23,6 +23,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -231,6 +232,8 @@ class _Generator:
         self.phones = [(area, f"01{n:02d}") for area in AREA_CODES for n in range(100)]
         rng.shuffle(self.phones)
         self.emails: set[str] = set()
+        self.rounds = 0
+        self.area_round = 0
 
     def _day_weight(self, age: int) -> float:
         """Busier lately, quieter on weekends, and a visible dip four weeks ago."""
@@ -291,8 +294,14 @@ class _Generator:
         rng = self.rng
         if self.whole_names and rng.random() < 0.04:
             return self.whole_names.pop(rng.randrange(len(self.whole_names)))
-        if not self.names:  # more rows than names: start over, duplicates are then genuine
-            self.names = [(f, last) for f in FIRST_NAMES for last in LAST_NAMES]
+        if not self.names:
+            # More rows than names (a benchmark's tens of thousands): double-barrelled surnames,
+            # so patients stay distinct and "possible duplicate" stays the rare line it is.
+            self.rounds += 1
+            second = LAST_NAMES[self.rounds % len(LAST_NAMES)]
+            self.names = [
+                (f, f"{last}-{second}") for f in FIRST_NAMES for last in LAST_NAMES if last != second
+            ]
             rng.shuffle(self.names)
         first, last = self.names.pop()
         return first, last if rng.random() < 0.96 else ""
@@ -300,7 +309,11 @@ class _Generator:
     def _phone(self) -> str:
         rng = self.rng
         if not self.phones:
-            self.phones = [(area, f"01{n:02d}") for area in AREA_CODES for n in range(100)]
+            # More rows than fictional numbers in the usual area codes: the same 555-01xx
+            # numbers in further valid area codes (never a real subscriber's line).
+            self.area_round += 1
+            extra = _more_area_codes()[self.area_round - 1 :: 8][:12] or AREA_CODES
+            self.phones = [(area, f"01{n:02d}") for area in extra for n in range(100)]
             rng.shuffle(self.phones)
         area, line = self.phones.pop()
         forms = (
@@ -546,6 +559,21 @@ def _inject_mistakes(
 
 
 # ---------------------------------------------------------------------------------- workbook
+
+
+@lru_cache(maxsize=1)
+def _more_area_codes() -> tuple[int, ...]:
+    """North American area codes whose 555-01xx numbers phonenumbers accepts as valid."""
+    import phonenumbers
+
+    codes = []
+    for area in range(201, 990):
+        if area in AREA_CODES:
+            continue
+        number = phonenumbers.parse(f"+1{area}5550100")
+        if phonenumbers.is_valid_number_for_region(number, "US"):
+            codes.append(area)
+    return tuple(codes)
 
 
 def write_demo_workbook(path: Path, rows: list[Row], *, tab: str = model.REFERRALS_TAB) -> None:
