@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.errors import BackendError, SnapshotStaleError
-from sheets_bridge.model import Problem, Referral
+from sheets_bridge.model import Problem, Referral, Snapshot
 from sheets_bridge.planner import DraftPlanner, PlanResult, TabBuilder, plan_cycle
 from sheets_bridge.sheets import ApplyReport, SheetBackend
 from sheets_bridge.state import RunRecord, StateStore
@@ -72,9 +72,13 @@ def run_cycle(
     drafts_done = False
     carried: dict[tuple[int, str, str], str] = {}
     memo: dict[tuple[object, ...], Referral] = {}
+    snapshot: Snapshot | None = None
+    is_current = getattr(sheet, "is_current", None)
     for attempt in range(1, MAX_ATTEMPTS + 2):
         report.attempts = attempt
-        snapshot = sheet.read()
+        # After drafting, the second plan reuses the snapshot if the sheet is byte-identical.
+        if snapshot is None or not drafts_done or is_current is None or not is_current(snapshot):
+            snapshot = sheet.read()
         _step(hook, "read")
         view = state.view(now, notice_hours=config.sync.notice_hours)
         result = plan_cycle(
@@ -148,6 +152,7 @@ def run_cycle(
             applied = sheet.apply(snapshot, plan, result.columns)
         except SnapshotStaleError:
             log.info("the sheet changed while planning; reading it again (attempt %d)", attempt)
+            snapshot = None
             continue
         _step(hook, "apply")
         _fill_applied(report, applied)

@@ -93,6 +93,10 @@ class MemorySheet:
             return True
         return self.fingerprint(SheetRow(0, tuple(row))) == write.row.fingerprint
 
+    def is_current(self, snapshot: Snapshot) -> bool:
+        """True when nothing was applied since ``snapshot`` was read."""
+        return snapshot.version == str(self.version)
+
     def apply(self, snapshot: Snapshot, plan: Plan, columns: dict[str, int]) -> ApplyReport:
         self.applies += 1
         report = ApplyReport()

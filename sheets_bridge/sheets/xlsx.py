@@ -308,6 +308,16 @@ class LocalWorkbook:
                 "closed"
             )
 
+    def is_current(self, snapshot: Snapshot) -> bool:
+        """True when the file still holds exactly the bytes ``snapshot`` was read from.
+
+        Costs a read and a hash, not a parse: a cycle that planned twice reuses its snapshot.
+        """
+        try:
+            return self._load()[1] == snapshot.version
+        except (WorkbookUnreadableError, SnapshotStaleError):
+            return False
+
     def clean_leftovers(self) -> list[Path]:
         """Delete temp files a crashed save left next to the workbook (called at start, F17)."""
         removed: list[Path] = []
