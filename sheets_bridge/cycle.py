@@ -15,8 +15,8 @@ from datetime import datetime
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.errors import BackendError, SnapshotStaleError
-from sheets_bridge.model import Problem, Referral, Snapshot
-from sheets_bridge.planner import DraftPlanner, PlanResult, TabBuilder, plan_cycle
+from sheets_bridge.model import Problem, Snapshot
+from sheets_bridge.planner import DraftPlanner, PlanMemo, PlanResult, TabBuilder, plan_cycle
 from sheets_bridge.sheets import ApplyReport, SheetBackend
 from sheets_bridge.state import RunRecord, StateStore
 
@@ -71,7 +71,7 @@ def run_cycle(
     started = now
     drafts_done = False
     carried: dict[tuple[int, str, str], str] = {}
-    memo: dict[tuple[object, ...], Referral] = {}
+    memo = PlanMemo()
     snapshot: Snapshot | None = None
     is_current = getattr(sheet, "is_current", None)
     for attempt in range(1, MAX_ATTEMPTS + 2):

@@ -76,6 +76,18 @@ class PlanResult:
     """(Referral ID, column, digest) of bridge cells already right: recorded, not written."""
 
 
+@dataclass
+class PlanMemo:
+    """What the plans of one cycle share (same ``now`` and config): parsed rows, fingerprints.
+
+    A cycle that makes drafts plans twice; a row whose cells did not change in between is not
+    parsed or digested again.
+    """
+
+    referrals: dict[tuple[object, ...], Referral] = field(default_factory=dict)
+    fingerprints: dict[tuple[object, ...], str] = field(default_factory=dict)
+
+
 def format_id(number: int) -> str:
     return f"R-{number:05d}"
 
@@ -134,7 +146,7 @@ def plan_cycle(
     tab_builders: Sequence[TabBuilder] = (),
     draft_planner: DraftPlanner | None = None,
     carried_ids: Mapping[tuple[int, str, str], str] | None = None,
-    memo: dict[tuple[object, ...], Referral] | None = None,
+    memo: PlanMemo | None = None,
 ) -> PlanResult:
     """Decide everything one cycle should change. Deterministic for the same inputs.
 
@@ -246,6 +258,16 @@ def plan_cycle(
 
     rows: list[_Row] = []
     staff_cols = cols.staff
+    staff_key = tuple(sorted(staff_cols.items()))
+
+    def _fingerprint(sheet_row: SheetRow) -> str:
+        if memo is None:
+            return row_fingerprint(sheet_row, staff_cols)
+        key = (staff_key, sheet_row.values)
+        found = memo.fingerprints.get(key)
+        if found is None:
+            found = memo.fingerprints[key] = row_fingerprint(sheet_row, staff_cols)
+        return found
     id_col = columns.get("Referral ID")
     for sheet_row in tab.rows:
         if sheet_row.number in overrides:
@@ -262,7 +284,7 @@ def plan_cycle(
                 sheet=sheet_row,
                 identity=identity_of(sheet_row, cols),
                 # Only a row without an ID is found by its fingerprint at write time.
-                fingerprint="" if current else row_fingerprint(sheet_row, staff_cols),
+                fingerprint="" if current else _fingerprint(sheet_row),
                 current_id=current,
             )
         )
@@ -415,7 +437,7 @@ def plan_cycle(
             extra.insert(0, r.block_reason)
         emails = cell_text(r.sheet.get(columns.get("Emails"))) if "Emails" in cols.bridge else ""
         memo_key = (context_key, r.sheet.number, r.sheet.values, r.final_id, tuple(extra), emails)
-        referral = memo.get(memo_key) if memo is not None else None
+        referral = memo.referrals.get(memo_key) if memo is not None else None
         if referral is None:
             uncalculated = (
                 frozenset(
@@ -436,7 +458,7 @@ def plan_cycle(
                 uncalculated=uncalculated,
             )
             if memo is not None:
-                memo[memo_key] = referral
+                memo.referrals[memo_key] = referral
         referrals.append(referral)
     duplicate_lines, duplicate_later = _flag_duplicates(
         referrals, config.sync.duplicate_window_days
