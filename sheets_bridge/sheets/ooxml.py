@@ -25,6 +25,7 @@ from datetime import datetime, time, timedelta
 from lxml import etree
 
 from sheets_bridge.model import CellError, CellRange, CellValue, DateSerial, OutValue
+from sheets_bridge.values import cell_text
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_DOC_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -368,22 +369,6 @@ def cell_value(attrs: dict[bytes, bytes], body: bytes | None, ctx: ValueContext)
     if t == b"d":
         return iso_to_serial(decode_text(v), ctx.date1904)
     return decode_text(v) or None
-
-
-def cell_text(value: CellValue) -> str:
-    """A value as the text compare-and-set compares: 3.0 -> "3", True -> "TRUE", None -> ""."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    # Same rendering as sheets_bridge.values.cell_text, which the planner uses for ``expected``.
-    if value.is_integer():
-        return str(int(value))
-    return str(float(value))
 
 
 # ------------------------------------------------------------------------------------ sheets
