@@ -17,6 +17,7 @@ from sheets_bridge.config import WEEKDAYS, BridgeConfig
 from sheets_bridge.model import CHANNELS, CellValue, Referral, SheetRow
 from sheets_bridge.values import (
     DEFAULT_HOW_HEARD_KEYWORDS,
+    When,
     classify_how_heard,
     comparison_key,
     is_blank,
@@ -194,6 +195,20 @@ class _Reader:
         if problem:
             self.attention.append(problem)
 
+    def when(self, name: str, ctx: RuleContext, *, allow_future: bool = False) -> When | None:
+        """Read a date column in the practice's zone and order; its problem goes to Attention."""
+        parsed = parse_when(
+            self.cell(name),
+            column=name,
+            tz=ctx.tz,
+            date_order=ctx.date_order,  # type: ignore[arg-type]
+            now=ctx.now,
+            date1904=ctx.date1904,
+            allow_future=allow_future,
+        )
+        self.note(parsed.problem)
+        return parsed.value
+
 
 def read_referral(
     row: SheetRow,
@@ -228,17 +243,9 @@ def read_referral(
             if "Received" not in uncalculated:
                 attention.append("Received is empty: add the date the referral came in")
         else:
-            parsed = parse_when(
-                raw,
-                column="Received",
-                tz=ctx.tz,
-                date_order=ctx.date_order,  # type: ignore[arg-type]
-                now=ctx.now,
-                date1904=ctx.date1904,
-            )
-            r.note(parsed.problem)
-            if parsed.value is not None:
-                received, received_has_time = parsed.value.at, parsed.value.has_time
+            read = r.when("Received", ctx)
+            if read is not None:
+                received, received_has_time = read.at, read.has_time
 
     first_name = ""
     if has("Patient First Name"):
@@ -304,36 +311,19 @@ def read_referral(
 
     first_contact = None
     if has("First Contact") and not is_blank(r.cell("First Contact")):
-        parsed_fc = parse_when(
-            r.cell("First Contact"),
-            column="First Contact",
-            tz=ctx.tz,
-            date_order=ctx.date_order,  # type: ignore[arg-type]
-            now=ctx.now,
-            date1904=ctx.date1904,
-        )
-        r.note(parsed_fc.problem)
-        if parsed_fc.value is not None:
-            first_contact = parsed_fc.value.at
+        contact = r.when("First Contact", ctx)
+        if contact is not None:
+            first_contact = contact.at
             if received is not None and _before(
-                parsed_fc.value.at, parsed_fc.value.has_time, received, received_has_time
+                contact.at, contact.has_time, received, received_has_time
             ):
                 attention.append("First Contact is before Received: check both dates")
 
     appointment = None
     if has("Appointment") and not is_blank(r.cell("Appointment")):
-        parsed_appt = parse_when(
-            r.cell("Appointment"),
-            column="Appointment",
-            tz=ctx.tz,
-            date_order=ctx.date_order,  # type: ignore[arg-type]
-            now=ctx.now,
-            date1904=ctx.date1904,
-            allow_future=True,
-        )
-        r.note(parsed_appt.problem)
-        if parsed_appt.value is not None:
-            appointment = parsed_appt.value.at
+        booked = r.when("Appointment", ctx, allow_future=True)
+        if booked is not None:
+            appointment = booked.at
 
     visit_value = visit.value if visit else None
     if (
