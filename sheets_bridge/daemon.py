@@ -11,7 +11,6 @@ overlap; one daemon per state folder (an OS lock held for the daemon's lifetime)
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -28,6 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.errors import StateLockedError
+from sheets_bridge.files import LockHeldError, take_lock
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +86,14 @@ def _on_job_event(event: JobExecutionEvent) -> None:
 def daemon_lock(state_dir: Path) -> Iterator[None]:
     """One daemon per state folder, for the daemon's lifetime (freed by the OS if it dies)."""
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(state_dir / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-            raise StateLockedError(
-                f"A sheets-bridge daemon (pid {holder}) already runs for the state folder "
-                f"{state_dir}: stop it first (one daemon per state folder)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
+        fd = take_lock(state_dir / "daemon.lock")
+    except LockHeldError as held:
+        raise StateLockedError(
+            f"A sheets-bridge daemon (pid {held.holder}) already runs for the state folder "
+            f"{state_dir}: stop it first (one daemon per state folder)"
+        ) from None
+    try:
         yield
     finally:
         os.close(fd)

@@ -10,7 +10,6 @@ at the next start is reconciled, so a crash at any moment neither loses a change
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Self
 
 from sheets_bridge.errors import BridgeError, StateLockedError
+from sheets_bridge.files import LockHeldError, take_lock
 from sheets_bridge.model import CellWrite, Notice
 
 log = logging.getLogger(__name__)
@@ -167,20 +167,13 @@ class StateStore:
             self._db = self._connect()
 
     def _acquire_lock(self) -> None:
-        lock_path = self.state_dir / "bridge.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
+            self._lock_fd = take_lock(self.state_dir / "bridge.lock")
+        except LockHeldError as held:
             raise StateLockedError(
-                f"Another sheets-bridge (pid {holder}) is using the state folder {self.state_dir}: "
-                "stop it first, or give this one its own state_dir"
+                f"Another sheets-bridge (pid {held.holder}) is using the state folder "
+                f"{self.state_dir}: stop it first, or give this one its own state_dir"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
-        self._lock_fd = fd
 
     def _connect(self) -> sqlite3.Connection:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)

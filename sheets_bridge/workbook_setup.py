@@ -44,6 +44,7 @@ from sheets_bridge.errors import (
     WorkbookBusyError,
     WorkbookUnreadableError,
 )
+from sheets_bridge.files import fsync_dir
 
 HeaderMatcher = Callable[[str, str], bool]
 """``header_matches(existing_header_text, canonical_name)``: True when the header is that column."""
@@ -452,21 +453,7 @@ def save_workbook_atomically(wb: Workbook, path: Path) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; not every platform lets a folder be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 # ------------------------------------------------------------------------------- lossy content

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from sheets_bridge.errors import BackendError
+from sheets_bridge.files import fsync_dir
 
 __all__ = ["EmlFolderDrafter"]
 
@@ -37,19 +38,6 @@ _TEMP_PREFIX = ".sheets-bridge-"
 _TEMP_SUFFIX = ".tmp"
 #: errnos meaning "this filesystem has no hard links" (FAT, some network shares).
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a new or removed name in ``folder`` durable (POSIX; Windows has no directory fsync)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory; the data itself was synced
-    finally:
-        os.close(fd)
 
 
 class EmlFolderDrafter:
@@ -125,7 +113,7 @@ class EmlFolderDrafter:
                     entry.unlink()
                     removed += 1
         if removed:
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         return removed
 
     def create(self, key: str, message: EmailMessage) -> str:
@@ -140,7 +128,7 @@ class EmlFolderDrafter:
                 self._link(temp, final)
             finally:
                 temp.unlink(missing_ok=True)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         except OSError as error:
             raise BackendError(
                 f"could not save draft {key} in {self.folder}: {error.strerror or error}",

@@ -43,6 +43,7 @@ from sheets_bridge.errors import (
     WorkbookBusyError,
     WorkbookUnreadableError,
 )
+from sheets_bridge.files import fsync_dir
 from sheets_bridge.model import (
     CellWrite,
     Plan,
@@ -576,18 +577,7 @@ class LocalWorkbook:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); Windows has no directory handles to sync."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(folder)
 
 
 def _text(cell: ox.RawCell | None, ctx: ox.ValueContext) -> str:
