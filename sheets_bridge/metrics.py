@@ -273,8 +273,31 @@ class Funnel:
     long_term: int = 0
 
 
+class _QualityShares:
+    """Good-fit share, show rate and long-term share, read off ``Ratio`` fields of that name.
+
+    GroupStats and ReferrerRow both keep these three ratios; the shares are read the same way.
+    """
+
+    good_fit: Ratio
+    show: Ratio
+    long_term: Ratio
+
+    @property
+    def good_fit_share(self) -> float | None:
+        return self.good_fit.share
+
+    @property
+    def show_rate(self) -> float | None:
+        return self.show.share
+
+    @property
+    def long_term_share(self) -> float | None:
+        return self.long_term.share
+
+
 @dataclass(frozen=True)
-class GroupStats:
+class GroupStats(_QualityShares):
     """The metrics of one group of referrals (a period, a source tag, a referrer...).
 
     ``volume`` counts referrals with a readable Received; ``unreadable_received`` the rows left
@@ -296,24 +319,12 @@ class GroupStats:
     unreadable_received: int = 0
 
     @property
-    def good_fit_share(self) -> float | None:
-        return self.good_fit.share
-
-    @property
     def within_24h_share(self) -> float | None:
         return self.within_24h.share
 
     @property
     def within_48h_share(self) -> float | None:
         return self.within_48h.share
-
-    @property
-    def show_rate(self) -> float | None:
-        return self.show.share
-
-    @property
-    def long_term_share(self) -> float | None:
-        return self.long_term.share
 
 
 def _stats(facts: Iterable[_Fact], unreadable: int = 0) -> GroupStats:
@@ -668,7 +679,7 @@ def referrer_key(name: str, practice: str = "") -> str:
 
 
 @dataclass(frozen=True)
-class ReferrerRow:
+class ReferrerRow(_QualityShares):
     """One referrer as the Referrers tab and the digest show them."""
 
     name: str
@@ -690,17 +701,6 @@ class ReferrerRow:
     first_referral: date | None = None
     last_year: int = 0
 
-    @property
-    def good_fit_share(self) -> float | None:
-        return self.good_fit.share
-
-    @property
-    def show_rate(self) -> float | None:
-        return self.show.share
-
-    @property
-    def long_term_share(self) -> float | None:
-        return self.long_term.share
 
 
 def _most_common(counts: Counter[str]) -> str:
