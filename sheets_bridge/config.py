@@ -19,7 +19,7 @@ from sheets_bridge.digest import DigestSettings
 from sheets_bridge.drafting import DraftsSettings, TemplateSet
 from sheets_bridge.errors import ConfigError
 from sheets_bridge.metrics import SummarySettings
-from sheets_bridge.model import CHANNELS, REFERRALS_TAB, SOURCE_TAGS, STAFF_COLUMNS
+from sheets_bridge.model import CHANNELS, REFERRALS_TAB, STAFF_COLUMNS
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -253,4 +253,4 @@ def load_config(path: Path) -> BridgeConfig:
     return config.model_copy(update={"config_path": path.resolve()})
 
 
-__all__ = ["SOURCE_TAGS", "WEEKDAYS", "BridgeConfig", "load_config", "parse_config"]
+__all__ = ["WEEKDAYS", "BridgeConfig", "load_config", "parse_config"]

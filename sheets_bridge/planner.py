@@ -19,7 +19,6 @@ from sheets_bridge.columns import ColumnMap, column_letter, header_row_elsewhere
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.drafting import KIND_LABELS
 from sheets_bridge.model import (
-    BRIDGE_COLUMNS,
     BRIDGE_LOG_TAB,
     MAX_CELL_CHARS,
     SOURCES_TAB,
@@ -49,7 +48,6 @@ from sheets_bridge.worktabs import (
 )
 
 ID_PATTERN = re.compile(r"R-(\d{5,})")
-DERIVED = ("Source Tag", "Stage", "Follow-up Due", "Attention")
 
 #: Hook for the tabs and drafts built from the parsed rows (summaries, drafting).
 TabBuilder = Callable[
@@ -786,4 +784,4 @@ def _summarise(
     return text[:1].upper() + text[1:]
 
 
-__all__ = ["BRIDGE_COLUMNS", "DERIVED", "PlanResult", "format_id", "plan_cycle", "row_fingerprint"]
+__all__ = ["PlanMemo", "PlanResult", "format_id", "plan_cycle", "row_fingerprint"]

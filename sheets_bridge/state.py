@@ -418,14 +418,6 @@ class StateStore:
         )
         return int(cursor.lastrowid or 0)
 
-    def audit(self, action: str, *, referral_id: str = "", columns: str = "",
-              draft_ref: str = "", result: str = "", now: datetime) -> None:
-        self.db.execute(
-            "INSERT INTO audit(at, action, referral_id, columns, draft_ref, result) "
-            "VALUES(?, ?, ?, ?, ?, ?)",
-            (_iso(now), action, referral_id, columns, draft_ref, result),
-        )
-
     # -- drafts ledger (exactly once) ------------------------------------------------------
     def draft_pending(self, key: str, referral_id: str, kind: str, referrer_key: str,
                       now: datetime) -> None:

@@ -143,8 +143,11 @@ def test_a_corrupt_state_file_is_set_aside_and_rebuilt_from_the_sheet(
 
 
 def test_the_audit_table_is_append_only(state_store: StateStore) -> None:
-    state_store.audit("write", referral_id="R-00001", columns="Stage", now=FIXED_NOW)
     db = state_store.db
+    db.execute(
+        "INSERT INTO audit(at, action, referral_id, columns) VALUES(?, 'write', 'R-00001', 'Stage')",
+        (FIXED_NOW.isoformat(),),
+    )
     assert db.execute("SELECT count(*) FROM audit").fetchone()[0] == 1
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("UPDATE audit SET result = 'x'")
