@@ -146,11 +146,14 @@ def derive_stage(
     return "New"
 
 
-def format_moment(moment: datetime | None, tz: ZoneInfo) -> str:
-    """How the bridge writes a time: ISO-like, practice zone, sorts correctly as text."""
+def format_moment(moment: datetime | None, tz: ZoneInfo | None = None) -> str:
+    """How the bridge writes a time: ISO-like, practice zone, sorts correctly as text.
+
+    Without ``tz`` the moment keeps its own zone (parsed rows are already in the practice's).
+    """
     if moment is None:
         return ""
-    m = moment.astimezone(tz)
+    m = moment.astimezone(tz) if tz is not None else moment
     return f"{m.year:04d}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d}"
 
 

@@ -127,19 +127,17 @@ def build_sources(referrals: Sequence[Referral], overrides: SourceOverrides) -> 
 
 
 def build_followups(referrals: Iterable[Referral]) -> TabContent:
-    """The work queue: overdue first, then contact due, then rows that need attention."""
-    queue = [
-        r
-        for r in referrals
-        if r.stage in _URGENCY or r.attention
-    ]
-
-    def urgency(r: Referral) -> tuple[int, str, int]:
-        due = format_moment(r.follow_up_due, r.follow_up_due.tzinfo) if r.follow_up_due else ""  # type: ignore[arg-type]
-        return (_URGENCY.get(r.stage, 2), due if r.stage in _URGENCY else "", r.row)
-
+    """The work queue: overdue first, then contact due (earliest due first), then rows that
+    need attention (in sheet order)."""
+    queue = []
+    for r in referrals:
+        if r.stage in _URGENCY or r.attention:
+            due = format_moment(r.follow_up_due)
+            order = (_URGENCY.get(r.stage, 2), due if r.stage in _URGENCY else "", r.row)
+            queue.append((order, due, r))
+    queue.sort(key=lambda item: item[0])
     rows: list[tuple[OutValue, ...]] = [FOLLOWUPS_HEADERS]
-    for r in sorted(queue, key=urgency):
+    for _, due, r in queue:
         name = " ".join(part for part in (r.first_name, r.last_name) if part)
         rows.append(
             (
@@ -147,7 +145,7 @@ def build_followups(referrals: Iterable[Referral]) -> TabContent:
                 name,
                 r.phone or "",
                 r.stage,
-                format_moment(r.follow_up_due, r.follow_up_due.tzinfo) if r.follow_up_due else "",  # type: ignore[arg-type]
+                due,
                 r.source_tag,
                 r.referred_by,
                 "\n".join(r.attention),
@@ -171,11 +169,7 @@ def tab_matches(content: TabContent, current: TabValues | None) -> bool:
     """True when the tab already shows exactly this content (a quiet cycle writes nothing)."""
     if current is None:
         return False
-    have = _trim(current.rows)
-    want = _trim(tuple(tuple(v for v in row) for row in content.rows))
-    if len(have) != len(want):
-        return False
-    return all(_same_row(a, b) for a, b in zip(have, want, strict=True))
+    return _trim(current.rows) == _trim(content.rows)
 
 
 def _trim(rows: Sequence[Sequence[CellValue]]) -> list[tuple[str, ...]]:
@@ -191,7 +185,3 @@ def _rstrip(row: tuple[str, ...]) -> tuple[str, ...]:
     while end and row[end - 1] == "":
         end -= 1
     return row[:end]
-
-
-def _same_row(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    return a == b
