@@ -26,9 +26,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from sheets_bridge.config import BridgeConfig, LocalSheetConfig
 from sheets_bridge.digest import (
@@ -58,20 +56,12 @@ SEND_KIND = "weekly_digest_send"
 
 __all__ = [
     "DigestOutcome",
-    "Sender",
     "digest_due",
     "digest_settings",
     "make_digest",
     "maybe_digest",
     "write_preview",
 ]
-
-
-@runtime_checkable
-class Sender(Protocol):
-    """A mail backend that can also send (Gmail, one day). ``send`` returns a sent message's ref."""
-
-    def send(self, key: str, message: EmailMessage) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -202,7 +192,7 @@ def make_digest(
                 state.draft_confirmed(key, found, now)
             return DigestOutcome(key, "exists", found, _exists(key, found))
 
-        sender = drafter if settings.send and isinstance(drafter, Sender) else None
+        sender = drafter if settings.send and drafter.can_send else None
         notes: list[str] = []
         if settings.send and sender is None:
             notes.append(

@@ -30,6 +30,7 @@ from typing import ClassVar
 
 from sheets_bridge.errors import BackendError
 from sheets_bridge.files import fsync_dir
+from sheets_bridge.mail import cannot_send
 
 __all__ = ["EmlFolderDrafter"]
 
@@ -44,6 +45,7 @@ class EmlFolderDrafter:
     """A folder of ``<key>.eml`` drafts. The ref of a draft is its file name."""
 
     kind: ClassVar[str] = "eml"
+    can_send: ClassVar[bool] = False
 
     def __init__(self, folder: Path | str) -> None:
         self.folder = Path(folder)
@@ -60,6 +62,29 @@ class EmlFolderDrafter:
     def find(self, key: str) -> str | None:
         path = self.path_for(key)
         return path.name if path.is_file() else None
+
+    def find_all(self, key: str) -> list[str]:
+        """A folder holds at most one file per key: its name is the key."""
+        found = self.find(key)
+        return [found] if found else []
+
+    def delete(self, ref: str) -> None:
+        """Remove ``<key>.eml`` (``ref`` is the file name) and make the removal durable."""
+        key = ref.removesuffix(".eml")
+        try:
+            self.path_for(key).unlink()
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise BackendError(
+                f"could not remove draft {key} from {self.folder}: {error.strerror or error}",
+                backend=self.kind,
+                retryable=True,
+            ) from error
+        fsync_dir(self.folder)
+
+    def send(self, key: str, message: EmailMessage) -> str:
+        raise cannot_send(self)
 
     def created_at(self, key: str) -> datetime | None:
         """When the draft with ``key`` was made: its Date header (None if absent or unreadable).

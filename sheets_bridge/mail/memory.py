@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from email.message import EmailMessage
 from typing import ClassVar
+
+from sheets_bridge.mail import cannot_send
 
 __all__ = ["MemoryDrafter"]
 
@@ -12,6 +15,7 @@ class MemoryDrafter:
     """A dict of drafts by key. ``created`` counts real creations, so tests can assert "once"."""
 
     kind: ClassVar[str] = "memory"
+    can_send: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.messages: dict[str, EmailMessage] = {}
@@ -33,5 +37,21 @@ class MemoryDrafter:
             self.created += 1
         return self._ref(key)
 
+    def find_all(self, key: str) -> list[str]:
+        found = self.find(key)
+        return [found] if found else []
+
+    def delete(self, ref: str) -> None:
+        self.messages.pop(ref.removeprefix("memory:"), None)
+
     def list_keys(self) -> dict[str, str]:
         return {key: self._ref(key) for key in sorted(self.messages)}
+
+    def created_at(self, key: str) -> datetime | None:
+        message = self.messages.get(key)
+        date = message["Date"] if message is not None else None
+        moment = getattr(date, "datetime", None)
+        return moment if isinstance(moment, datetime) and moment.tzinfo else None
+
+    def send(self, key: str, message: EmailMessage) -> str:
+        raise cannot_send(self)

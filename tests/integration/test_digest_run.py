@@ -220,6 +220,8 @@ def test_a_later_weekday_is_not_due_earlier_in_the_week(practice: Practice) -> N
 class SendingDrafter(MemoryDrafter):
     """A mail backend that can send (none of the real ones can yet)."""
 
+    can_send = True
+
     def __init__(self) -> None:
         super().__init__()
         self.sent: dict[str, EmailMessage] = {}
