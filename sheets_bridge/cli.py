@@ -140,30 +140,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # -- init ------------------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
-    from sheets_bridge.workbook_setup import create_workbook, repair_workbook
+    from sheets_bridge.sheets import open_sheet
 
     config = _config(args)
-    if not isinstance(config.sheet, LocalSheetConfig):
-        raise BridgeError("init for Google Sheets comes with the Google backend")
-    path = config.sheet.path
-    if path.exists():
-        from sheets_bridge.columns import canonical_name
-
-        def matches(existing: str, canonical: str) -> bool:
-            return canonical_name(existing, config.columns.aliases) == canonical
-
-        lines = repair_workbook(
-            path,
-            tab=config.sheet.tab,
-            allow_lossy_save=config.sheet.allow_lossy_save,
-            header_matches=matches,
-        )
-        print(f"Checked {path}:")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lines = create_workbook(path, tab=config.sheet.tab)
-        print(f"Created {path}:")
-    for line in lines:
+    sheet = open_sheet(config)
+    done = sheet.setup(config.columns.aliases)
+    print(f"{'Created' if done.created else 'Checked'} {sheet.describe()}:")
+    for line in done.lines:
         print(f"  - {line}")
     return 0
 

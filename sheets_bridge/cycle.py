@@ -73,11 +73,10 @@ def run_cycle(
     carried: dict[tuple[int, str, str], str] = {}
     memo = PlanMemo()
     snapshot: Snapshot | None = None
-    is_current = getattr(sheet, "is_current", None)
     for attempt in range(1, MAX_ATTEMPTS + 2):
         report.attempts = attempt
         # After drafting, the second plan reuses the snapshot if the sheet is byte-identical.
-        if snapshot is None or not drafts_done or is_current is None or not is_current(snapshot):
+        if snapshot is None or not drafts_done or not sheet.snapshot_reusable(snapshot):
             snapshot = sheet.read()
         _step(hook, "read")
         view = state.view(now, notice_hours=config.sync.notice_hours)

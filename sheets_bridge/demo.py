@@ -32,7 +32,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from sheets_bridge import model
-from sheets_bridge.workbook_setup import save_workbook_atomically
+from sheets_bridge.sheets.xlsx_setup import save_workbook_atomically
 
 Row = dict[str, object]
 

@@ -47,7 +47,8 @@ from sheets_bridge.metrics import WEEKDAY_NAMES, read_gifts
 from sheets_bridge.model import GIFTS_TAB, Snapshot
 from sheets_bridge.planner import plan_cycle
 from sheets_bridge.sheets import SheetBackend, open_sheet
-from sheets_bridge.state import StateStore, StateView
+from sheets_bridge.state import StateStore
+from sheets_bridge.state_view import StateView
 
 log = logging.getLogger(__name__)
 

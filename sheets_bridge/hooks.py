@@ -28,7 +28,8 @@ from sheets_bridge.messages import HeaderInjectionError, InvalidAddressError, bu
 from sheets_bridge.metrics import read_gifts
 from sheets_bridge.model import GIFTS_TAB, DraftRequest, Referral, Snapshot, TabContent
 from sheets_bridge.planner import DraftPlanner, PlanResult, TabBuilder
-from sheets_bridge.state import StateStore, StateView
+from sheets_bridge.state import StateStore
+from sheets_bridge.state_view import StateView
 from sheets_bridge.summaries import build_dashboard, build_gifts_summary, build_referrers
 
 log = logging.getLogger(__name__)
@@ -161,9 +162,7 @@ def draft_hooks(
     if dry_run:
         return planner, None
     drafter = open_drafter(config)
-    clean = getattr(drafter, "clean_leftovers", None)
-    if clean is not None:
-        clean()
+    drafter.prepare()
     reconcile(state, drafter, now)
     domain = config.practice.owner_email.rpartition("@")[2] or "sheets-bridge.invalid"
 

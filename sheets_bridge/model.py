@@ -321,6 +321,8 @@ class Plan:
     next_id_number: int = 1
     stop: SafetyStop | None = None
     rows_read: int = 0
+    staff_columns: Mapping[str, int] = field(default_factory=dict)
+    """Staff header -> 0-based column at plan time: a backend fingerprints rows with it."""
 
     @property
     def is_quiet(self) -> bool:

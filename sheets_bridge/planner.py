@@ -8,9 +8,7 @@ rebuild the summary tabs that changed.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -18,6 +16,7 @@ from datetime import datetime, timedelta
 from sheets_bridge.columns import ColumnMap, column_letter, header_row_elsewhere, resolve_columns
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.drafting import KIND_LABELS
+from sheets_bridge.identity import format_id, id_number, row_fingerprint, row_identity
 from sheets_bridge.model import (
     BRIDGE_LOG_TAB,
     MAX_CELL_CHARS,
@@ -36,8 +35,8 @@ from sheets_bridge.model import (
     Snapshot,
     TabContent,
 )
-from sheets_bridge.rules import RuleContext, format_moment, identity_of, is_empty_row, read_referral
-from sheets_bridge.state import StateView, WrittenRecord, value_hash
+from sheets_bridge.rules import RuleContext, format_moment, is_empty_row, read_referral
+from sheets_bridge.state_view import StateView, WrittenRecord, value_hash
 from sheets_bridge.values import cell_text, comparison_key
 from sheets_bridge.worktabs import (
     build_bridge_log,
@@ -46,8 +45,6 @@ from sheets_bridge.worktabs import (
     read_source_overrides,
     tab_matches,
 )
-
-ID_PATTERN = re.compile(r"R-(\d{5,})")
 
 #: Hook for the tabs and drafts built from the parsed rows (summaries, drafting).
 TabBuilder = Callable[
@@ -84,24 +81,6 @@ class PlanMemo:
 
     referrals: dict[tuple[object, ...], Referral] = field(default_factory=dict)
     fingerprints: dict[tuple[object, ...], str] = field(default_factory=dict)
-
-
-def format_id(number: int) -> str:
-    return f"R-{number:05d}"
-
-
-def row_fingerprint(row: SheetRow, staff_cols: Mapping[str, int]) -> str:
-    """A digest of a row's staff cells: finds a row that has no ID yet at write time."""
-    digest = hashlib.blake2b(digest_size=8)
-    for col in sorted(staff_cols.values()):
-        digest.update(cell_text(row.get(col)).encode("utf-8", "surrogatepass"))
-        digest.update(b"\x1f")
-    return digest.hexdigest()
-
-
-def _id_number(text: str) -> int | None:
-    match = ID_PATTERN.fullmatch(text)
-    return int(match.group(1)) if match else None
 
 
 def _stop(reason: str, now: datetime, config: BridgeConfig, state: StateView,
@@ -260,11 +239,11 @@ def plan_cycle(
 
     def _fingerprint(sheet_row: SheetRow) -> str:
         if memo is None:
-            return row_fingerprint(sheet_row, staff_cols)
+            return row_fingerprint(sheet_row.values, staff_cols)
         key = (staff_key, sheet_row.values)
         found = memo.fingerprints.get(key)
         if found is None:
-            found = memo.fingerprints[key] = row_fingerprint(sheet_row, staff_cols)
+            found = memo.fingerprints[key] = row_fingerprint(sheet_row.values, staff_cols)
         return found
     id_col = columns.get("Referral ID")
     for sheet_row in tab.rows:
@@ -280,7 +259,7 @@ def plan_cycle(
         rows.append(
             _Row(
                 sheet=sheet_row,
-                identity=identity_of(sheet_row, cols),
+                identity=row_identity(sheet_row, cols.staff),
                 # Only a row without an ID is found by its fingerprint at write time.
                 fingerprint="" if current else _fingerprint(sheet_row),
                 current_id=current,
@@ -311,7 +290,7 @@ def plan_cycle(
     # -- Referral IDs (B23, B24) -----------------------------------------------------------
     next_number = state.next_id_number
     for rid in (*found, *state.ids):
-        seen_number = _id_number(rid)
+        seen_number = id_number(rid)
         if seen_number is not None and (state.fresh or rid in state.ids):
             next_number = max(next_number, seen_number + 1)
     assigned: dict[str, str] = {}
@@ -343,7 +322,7 @@ def plan_cycle(
 
     pending_new: list[_Row] = []
     for rid, members in groups.items():
-        known = rid in state.ids or state.fresh and _id_number(rid) is not None
+        known = rid in state.ids or state.fresh and id_number(rid) is not None
         if not known:
             for r in members:
                 restored = restore_by_identity(r)
@@ -377,7 +356,7 @@ def plan_cycle(
         if not r.current_id and key in carried:
             r.final_id = carried[key]
             assigned[r.final_id] = r.identity
-            next_number = max(next_number, (_id_number(r.final_id) or 0) + 1)
+            next_number = max(next_number, (id_number(r.final_id) or 0) + 1)
             pool = identity_to_missing.get(r.identity)
             if pool and r.final_id in pool:
                 pool.remove(r.final_id)
@@ -410,7 +389,7 @@ def plan_cycle(
         if again and again not in assigned:
             r.final_id = again
             assigned[again] = r.identity
-            next_number = max(next_number, (_id_number(again) or 0) + 1)
+            next_number = max(next_number, (id_number(again) or 0) + 1)
         else:
             r.final_id = issue(r.identity)
 
@@ -620,6 +599,7 @@ def plan_cycle(
         assigned_ids=assigned,
         next_id_number=next_number,
         rows_read=len(tab.rows),
+        staff_columns=dict(cols.staff),
     )
     return PlanResult(
         plan,
@@ -784,4 +764,4 @@ def _summarise(
     return text[:1].upper() + text[1:]
 
 
-__all__ = ["PlanMemo", "PlanResult", "format_id", "plan_cycle", "row_fingerprint"]
+__all__ = ["PlanMemo", "PlanResult", "plan_cycle"]

@@ -6,7 +6,6 @@ a clock, a file or the network, so every rule is tested table-driven.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -167,20 +166,6 @@ def is_empty_row(row: SheetRow, cols: ColumnMap) -> bool:
         if not is_blank(value):
             return False
     return True
-
-
-def identity_of(row: SheetRow, cols: ColumnMap) -> str:
-    """A stable fingerprint of who and when (names + Received as typed), to re-find a row's ID.
-
-    A digest, never the names themselves: it is kept in the state file, which holds no patient
-    data.
-    """
-    parts = []
-    for name in ("Patient First Name", "Patient Last Name", "Received"):
-        value = row.get(cols.staff.get(name))
-        parts.append(comparison_key(str(value)) if value is not None else "")
-    joined = "\x1f".join(parts).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(joined, digest_size=16, person=b"sb-identity").hexdigest()
 
 
 @dataclass

@@ -28,16 +28,15 @@ def run_sync(
     hook: StepHook | None = None,
 ) -> CycleReport:
     """One cycle against the configured sheet and mail, under the state folder's lock."""
-    sheet = sheet or open_sheet(config)
-    clean = getattr(sheet, "clean_leftovers", None)
+    sheet = sheet or open_sheet(config, step=hook)
     with contextlib.ExitStack() as stack:
         state_dir = config.state_dir
         if dry_run and not (state_dir / "state.sqlite").exists():
             # A dry run writes nothing, not even a first state folder: plan against an empty one.
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-dry-")))
         state = stack.enter_context(StateStore(state_dir))
-        if clean is not None and not dry_run:
-            clean()
+        if not dry_run:
+            sheet.prepare()
         planner, maker = draft_hooks(config, state, now=now, dry_run=dry_run, hook=hook)
         return run_cycle(
             config,

@@ -10,12 +10,11 @@ at the next start is reconciled, so a crash at any moment neither loses a change
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Self
@@ -23,6 +22,7 @@ from typing import Self
 from sheets_bridge.errors import BridgeError, StateLockedError
 from sheets_bridge.files import LockHeldError, take_lock
 from sheets_bridge.model import CellWrite, Notice
+from sheets_bridge.state_view import DraftRecord, IdRecord, StateView, WrittenRecord, value_hash
 
 log = logging.getLogger(__name__)
 
@@ -58,56 +58,6 @@ CREATE TABLE IF NOT EXISTS drafts(
     referrer_key TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, ref TEXT NOT NULL DEFAULT '',
     created TEXT NOT NULL, confirmed TEXT);
 """
-
-
-def value_hash(value: str) -> str:
-    """A short digest of a value the bridge wrote: enough to tell it apart, useless to read."""
-    return hashlib.blake2b(value.encode("utf-8"), digest_size=8).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class IdRecord:
-    identity: str
-    present: bool
-    pending: bool = False
-    """Journalled by a cycle that never committed: the ID may never have reached the sheet."""
-
-
-@dataclass(frozen=True, slots=True)
-class WrittenRecord:
-    """Digests of the value the bridge last wrote to a cell, the one before, and one in flight."""
-
-    hash: str | None
-    previous: str | None
-    pending: str | None
-
-    def is_ours(self, digest: str) -> bool:
-        return digest in (self.hash, self.pending)
-
-
-@dataclass(frozen=True, slots=True)
-class DraftRecord:
-    key: str
-    referral_id: str
-    kind: str
-    referrer_key: str
-    status: str
-    ref: str
-    created: datetime
-
-
-@dataclass(frozen=True)
-class StateView:
-    """What the planner may know of the past: plain data, read once per cycle."""
-
-    next_id_number: int = 1
-    ids: Mapping[str, IdRecord] = field(default_factory=dict)
-    written: Mapping[tuple[str, str], WrittenRecord] = field(default_factory=dict)
-    notices: tuple[Notice, ...] = ()
-    log_rows: tuple[tuple[str, str, str], ...] = ()
-    last_problems: frozenset[str] = frozenset()
-    drafts: Mapping[str, DraftRecord] = field(default_factory=dict)
-    fresh: bool = True
 
 
 @dataclass

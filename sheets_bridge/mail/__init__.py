@@ -36,6 +36,10 @@ class Drafter(Protocol):
         """Where the drafts go, for messages (a folder or an account, never message content)."""
         ...
 
+    def prepare(self) -> None:
+        """At the start of a run, under the state lock: remove what a crashed create left."""
+        ...
+
     def find(self, key: str) -> str | None:
         """The ref of a draft carrying ``key``, or None (the oldest, when there are several)."""
         ...

@@ -121,6 +121,9 @@ class EmlFolderDrafter:
                 found[key] = entry.name
         return dict(sorted(found.items()))
 
+    def prepare(self) -> None:
+        self.clean_leftovers()
+
     def clean_leftovers(self) -> int:
         """Remove temp files a crash left behind; returns how many. Call at start, under the lock.
 

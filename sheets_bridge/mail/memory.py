@@ -28,6 +28,9 @@ class MemoryDrafter:
     def _ref(key: str) -> str:
         return f"memory:{key}"
 
+    def prepare(self) -> None:
+        """Nothing is left behind in memory."""
+
     def find(self, key: str) -> str | None:
         return self._ref(key) if key in self.messages else None
 

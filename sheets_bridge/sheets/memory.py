@@ -1,28 +1,48 @@
 """``MemorySheet``: the sheet role in memory, for the planner's property tests and ``--dry-run``.
 
-It applies plans with the same compare-and-set rules a real backend must follow: a write finds
-its row by Referral ID (or, for a row with no ID yet, by staff fingerprint) wherever the row has
-moved, and lands only if the cell still holds ``expected``.
+It applies plans with the same compare-and-set rules every backend follows
+(:mod:`sheets_bridge.sheets.locate`): a write finds its row by Referral ID (or, for a row with no
+ID yet, by staff fingerprint) wherever the row has moved, and lands only if the cell still holds
+``expected``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
-from sheets_bridge.model import (
-    CellValue,
-    CellWrite,
-    Plan,
-    ReferralsTab,
-    SheetRow,
-    Snapshot,
-    TabValues,
-)
-from sheets_bridge.sheets import ApplyReport
+from sheets_bridge.identity import row_fingerprint
+from sheets_bridge.model import CellValue, Plan, ReferralsTab, SheetRow, Snapshot, TabValues
+from sheets_bridge.sheets import ApplyReport, SetupReport
+from sheets_bridge.sheets.locate import place_writes
 from sheets_bridge.values import cell_text
 
-Fingerprint = Callable[[SheetRow], str]
+
+class _GridRows:
+    """The locator's view of the grid (row ``n`` is ``grid[n - 1]``)."""
+
+    def __init__(self, grid: list[list[CellValue]], id_col: int | None,
+                 staff: Mapping[str, int]) -> None:
+        self.grid = grid
+        self.id_col = id_col
+        self.staff = staff
+
+    def id_at(self, number: int) -> str | None:
+        if not 2 <= number <= len(self.grid):
+            return None
+        row = self.grid[number - 1]
+        col = self.id_col
+        return cell_text(row[col]).strip() if col is not None and col < len(row) else ""
+
+    def fingerprint_at(self, number: int) -> str:
+        return row_fingerprint(tuple(self.grid[number - 1]), self.staff)
+
+    def numbers(self) -> Iterable[int]:
+        return range(2, len(self.grid) + 1)
+
+    def text(self, number: int, col: int) -> str:
+        row = self.grid[number - 1]
+        return cell_text(row[col]) if col < len(row) else ""
 
 
 class MemorySheet:
@@ -36,20 +56,27 @@ class MemorySheet:
         *,
         title: str = "Referrals",
         tabs: dict[str, list[list[CellValue]]] | None = None,
-        fingerprint: Fingerprint | None = None,
     ) -> None:
         self.grid: list[list[CellValue]] | None = (
             [list(row) for row in grid] if grid is not None else None
         )
         self.title = title
         self.tabs: dict[str, list[list[CellValue]]] = tabs or {}
-        self.fingerprint = fingerprint
         self.version = 0
         self.reads = 0
         self.applies = 0
 
     def describe(self) -> str:
         return f"memory:{self.title}"
+
+    def link(self) -> str | None:
+        return None
+
+    def prepare(self) -> None:
+        """Nothing is left behind in memory by a crash."""
+
+    def setup(self) -> SetupReport:
+        return SetupReport(lines=["Nothing to set up: the sheet is in memory"])
 
     def read(self) -> Snapshot:
         self.reads += 1
@@ -73,27 +100,7 @@ class MemorySheet:
             version=str(self.version),
         )
 
-    def _find_row(self, write: CellWrite, id_col: int | None) -> int | None:
-        assert self.grid is not None
-        number = write.row.number
-        if 0 < number - 1 < len(self.grid) and self._is_row(self.grid[number - 1], write, id_col):
-            return number - 1
-        matches = [
-            i for i, row in enumerate(self.grid[1:], start=1) if self._is_row(row, write, id_col)
-        ]
-        return matches[0] if len(matches) == 1 else None
-
-    def _is_row(self, row: list[CellValue], write: CellWrite, id_col: int | None) -> bool:
-        current = cell_text(row[id_col]).strip() if id_col is not None and id_col < len(row) else ""
-        if write.row.referral_id:
-            return current == write.row.referral_id
-        if current:
-            return False
-        if self.fingerprint is None:
-            return True
-        return self.fingerprint(SheetRow(0, tuple(row))) == write.row.fingerprint
-
-    def is_current(self, snapshot: Snapshot) -> bool:
+    def snapshot_reusable(self, snapshot: Snapshot) -> bool:
         """True when nothing was applied since ``snapshot`` was read."""
         return snapshot.version == str(self.version)
 
@@ -116,24 +123,13 @@ class MemorySheet:
             row.extend([None] * (header.col + 1 - len(row)))
             row[header.col] = header.header
             report.headers_added.append(header)
-        id_col = columns.get("Referral ID")
-        # Locate every row before writing, so assigning an ID cannot hide a row from its other writes.
-        located = {}
-        for write in plan.cell_writes:
-            key = (write.row.number, write.row.referral_id, write.row.fingerprint)
-            if key not in located:
-                located[key] = self._find_row(write, id_col)
-        for write in plan.cell_writes:
-            index = located[(write.row.number, write.row.referral_id, write.row.fingerprint)]
-            col = columns.get(write.column)
-            if index is None or col is None:
-                report.skipped.append((write, "row not found"))
-                continue
-            row = self.grid[index]
+        rows = _GridRows(self.grid, columns.get("Referral ID"), plan.staff_columns)
+        placement = place_writes(plan.cell_writes, rows, columns, rows.text)
+        report.skipped.extend(placement.skipped)
+        for write, number in placement.writes:
+            row = self.grid[number - 1]
+            col = columns[write.column]
             row.extend([None] * (col + 1 - len(row)))
-            if cell_text(row[col]) != write.expected:
-                report.skipped.append((write, "cell changed"))
-                continue
             row[col] = write.new if write.new != "" else None
             report.applied.append(write)
         if report.applied or report.headers_added or report.tabs_written:

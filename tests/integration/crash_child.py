@@ -36,7 +36,6 @@ def main(argv: list[str]) -> int:
 
     from sheets_bridge.config import load_config
     from sheets_bridge.runner import run_sync
-    from sheets_bridge.sheets import xlsx
 
     now = datetime.fromisoformat(now_text)
     if now.tzinfo is None:
@@ -48,7 +47,6 @@ def main(argv: list[str]) -> int:
         if len(steps) == kill_at:
             os._exit(KILLED)
 
-    xlsx.before_replace_hook = lambda: hook("before-replace")
     config = load_config(Path(config_path))
     report = run_sync(config, now=now, hook=hook)
     print(json.dumps({"steps": steps, "outcome": report.outcome, "drafts": report.drafts_made}))

@@ -12,7 +12,7 @@ from conftest import CANARY_PATIENTS, CANARY_STRINGS
 
 from sheets_bridge.cli import main
 from sheets_bridge.model import BRIDGE_LOG_TAB, FOLLOWUPS_TAB, SOURCES_TAB, STAFF_COLUMNS
-from sheets_bridge.workbook_setup import create_workbook
+from sheets_bridge.sheets.xlsx_setup import create_workbook
 
 NOW = "2025-03-04T10:00:00"
 CONFIG: dict[str, Any] = {

@@ -30,7 +30,8 @@ from sheets_bridge.demo import demo_rows, write_demo_workbook
 from sheets_bridge.model import ChartSpec, Plan, TabContent
 from sheets_bridge.runner import run_sync
 from sheets_bridge.sheets import ooxml as ox
-from sheets_bridge.sheets.xlsx import LocalWorkbook, lossy_content
+from sheets_bridge.sheets.xlsx import LocalWorkbook
+from sheets_bridge.sheets.xlsx_setup import lossy_content
 from sheets_bridge.summaries import CHART_NAME
 
 NY = ZoneInfo("America/New_York")

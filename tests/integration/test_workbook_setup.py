@@ -19,12 +19,12 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sheets_bridge import model
 from sheets_bridge.errors import BridgeError, LossySaveError, WorkbookBusyError
-from sheets_bridge.workbook_setup import (
+from sheets_bridge.sheets.xlsx_setup import (
     WorkbookExistsError,
     WorkbookMissingError,
-    _lossy_content_fallback,
     create_workbook,
     default_header_matches,
+    lossy_content,
     repair_workbook,
 )
 
@@ -326,10 +326,10 @@ def test_repair_refuses_chart_unless_allowed(tmp_path: Path) -> None:
     assert headers(openpyxl.load_workbook(path)["Referrals"])[:2] == ["Received", "Count"]
 
 
-def test_lossy_fallback_names_extensions_by_tab(tmp_path: Path) -> None:
+def test_lossy_content_names_extensions_by_tab(tmp_path: Path) -> None:
     path = tmp_path / "ext.xlsx"
     create_workbook(path)
-    assert _lossy_content_fallback(path) == []
+    assert lossy_content(path) == []
     # Rewrite the zip with an <extLst> in the Referrals sheet, as newer Excel features do.
     import zipfile
 
@@ -338,9 +338,13 @@ def test_lossy_fallback_names_extensions_by_tab(tmp_path: Path) -> None:
         for item in src.infolist():
             data = src.read(item.filename)
             if item.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(b"</worksheet>", b"<extLst/></worksheet>")
+                data = data.replace(
+                    b"</worksheet>",
+                    b'<extLst><ext uri="{05C60535-1F16-4FD2-B633-F4F36F0B64E0}"/></extLst>'
+                    b"</worksheet>",
+                )
             dst.writestr(item, data)
-    found = _lossy_content_fallback(patched)
+    found = lossy_content(patched)
     assert len(found) == 1 and "'Referrals'" in found[0]
 
 

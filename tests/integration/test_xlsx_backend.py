@@ -34,7 +34,8 @@ from sheets_bridge.model import (
     RowRef,
     TabContent,
 )
-from sheets_bridge.sheets.xlsx import LocalWorkbook, lossy_content
+from sheets_bridge.sheets.xlsx import LocalWorkbook
+from sheets_bridge.sheets.xlsx_setup import lossy_content
 
 HEADERS = ["Received", "Patient First Name", "Visit", "Referral ID", "Stage", "Attention"]
 COLUMNS = {h: i for i, h in enumerate(HEADERS)}

@@ -24,7 +24,7 @@ from sheets_bridge.model import (
 )
 from sheets_bridge.planner import plan_cycle
 from sheets_bridge.sheets.memory import MemorySheet
-from sheets_bridge.state import StateView
+from sheets_bridge.state_view import StateView
 
 
 @pytest.mark.parametrize(

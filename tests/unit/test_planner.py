@@ -40,7 +40,8 @@ from sheets_bridge.model import (
 )
 from sheets_bridge.planner import plan_cycle
 from sheets_bridge.sheets.memory import MemorySheet
-from sheets_bridge.state import StateStore, StateView
+from sheets_bridge.state import StateStore
+from sheets_bridge.state_view import StateView
 
 LATER = FIXED_NOW + timedelta(hours=3)
 NAMES = ("Ann", "Bob", "Cy", "Dee", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jo", "Kim", "Lou")

@@ -15,12 +15,12 @@ from conftest import BERLIN, FIXED_NOW, NY, ConfigFactory, make_sheet, records, 
 
 from sheets_bridge.columns import resolve_columns
 from sheets_bridge.config import BridgeConfig
+from sheets_bridge.identity import row_identity
 from sheets_bridge.model import FOLLOWUPS_TAB, STAFF_COLUMNS, CellValue, Referral, SheetRow
 from sheets_bridge.rules import (
     RuleContext,
     follow_up_due,
     format_moment,
-    identity_of,
     is_empty_row,
     read_referral,
 )
@@ -456,7 +456,7 @@ def test_is_empty_row(values: dict[str, CellValue], empty: bool) -> None:
 def test_identity_ignores_case_and_spacing_but_not_the_date() -> None:
     def ident(first: str, last: str, received: str) -> str:
         values = {"Patient First Name": first, "Patient Last Name": last, "Received": received}
-        return identity_of(SheetRow(2, tuple(values.get(h) for h in STAFF_COLUMNS)), COLS)
+        return row_identity(SheetRow(2, tuple(values.get(h) for h in STAFF_COLUMNS)), COLS.staff)
 
     assert ident("Ann", "Lee", "2025-03-03") == ident(" ANN ", "lee", "2025-03-03")
     assert ident("Ann", "Lee", "2025-03-03") != ident("Ann", "Lee", "2025-03-04")

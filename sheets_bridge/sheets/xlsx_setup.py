@@ -20,14 +20,11 @@ full disk never leaves staff with half a workbook.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import secrets
-import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Callable, Iterable
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -41,10 +38,12 @@ from sheets_bridge.errors import (
     BridgeError,
     ConfigError,
     LossySaveError,
-    WorkbookBusyError,
     WorkbookUnreadableError,
 )
-from sheets_bridge.files import fsync_dir
+from sheets_bridge.sheets import SetupReport
+from sheets_bridge.sheets import ooxml as ox
+from sheets_bridge.sheets.xlsx_file import refuse_if_open, replace_file
+from sheets_bridge.sheets.xlsx_package import Package, title_key
 
 HeaderMatcher = Callable[[str, str], bool]
 """``header_matches(existing_header_text, canonical_name)``: True when the header is that column."""
@@ -210,7 +209,7 @@ def repair_workbook(
         )
     _refuse_if_open(path)
 
-    lossy = _find_lossy_content(path)
+    lossy = lossy_content(path)
     if lossy and not allow_lossy_save:
         raise LossySaveError(
             f"{path} contains content that saving through openpyxl would drop: "
@@ -421,110 +420,121 @@ def _join(names: Iterable[str]) -> str:
 
 
 def _refuse_if_open(path: Path) -> None:
-    """Excel (``~$name``) and LibreOffice (``.~lock.name#``) leave lock files while editing."""
-    for lock in (path.parent / f"~${path.name}", path.parent / f".~lock.{path.name}#"):
-        if lock.exists():
-            raise WorkbookBusyError(
-                f"{path.name} is open in Excel or LibreOffice (found {lock.name}): close it "
-                "everywhere and run `sheets-bridge init` again. If nobody has it open, the "
-                f"lock file is left over from a crash and {lock.name} may be deleted."
-            )
+    refuse_if_open(path, then="close it everywhere and run `sheets-bridge init` again")
 
 
 def save_workbook_atomically(wb: Workbook, path: Path) -> None:
-    """Write to a temporary file beside ``path``, fsync it, then rename it over ``path``.
+    """Save ``wb`` over ``path`` the way every writer of the workbook does (``replace_file``)."""
+    replace_file(path, wb.save)
 
-    A crash or full disk leaves either the old workbook or the new one, never a torn file.
-    The temporary file is created with the usual permissions (umask applied) or, when
-    replacing, with the workbook's current permissions, so staff can still open it.
+
+def setup_workbook(
+    path: Path,
+    *,
+    tab: str,
+    aliases: Mapping[str, Sequence[str]],
+    allow_lossy_save: bool = False,
+) -> SetupReport:
+    """``init`` on the local backend: create the workbook if it is missing, else repair it."""
+    from sheets_bridge.columns import canonical_name
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SetupReport(created=True, lines=create_workbook(path, tab=tab))
+
+    def matches(existing: str, canonical: str) -> bool:
+        return canonical_name(existing, aliases) == canonical
+
+    lines = repair_workbook(
+        path, tab=tab, allow_lossy_save=allow_lossy_save, header_matches=matches
+    )
+    return SetupReport(created=False, lines=lines)
+
+
+# ---------------------------------------------------------------------------------- lossy content
+_EXT_FEATURES = {
+    "{CCE6A557-97BC-4B89-ADB6-D9C93CAAB3DF}": "data validation lists from another sheet (newer "
+    "Excel format)",
+    "{78C0D931-6437-407D-A8EE-F0AAD7539E65}": "conditional formatting (newer Excel format)",
+    "{05C60535-1F16-4FD2-B633-F4F36F0B64E0}": "sparklines",
+    "{A8765BA9-456A-4DAB-B4F3-ACF838C121DE}": "slicers",
+    "{3A4CF648-6AED-40F4-86FF-DC5316D8AED3}": "slicers",
+    "{7E03D99C-DC04-49D9-9315-930204A7B6E9}": "timelines",
+}
+
+
+def lossy_content(path: str | os.PathLike[str]) -> list[str]:
+    """What a re-save through openpyxl would drop or damage, in plain words, one line per kind.
+
+    ``init`` asks before it re-saves a staff workbook through openpyxl; an empty list means the
+    re-save is safe. Drawings on bridge-owned tabs are ignored: the bridge redraws them.
     """
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    mode = (path.stat().st_mode & 0o7777) if path.exists() else 0o666
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            wb.save(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    p = Path(path)
+    data = p.read_bytes()
+    pkg = Package(data, p)
+    found: list[str] = []
 
+    def note(text: str) -> None:
+        if text not in found:
+            found.append(text)
 
-# ------------------------------------------------------------------------------- lossy content
-
-
-def _find_lossy_content(path: Path) -> list[str]:
-    """What a re-save through openpyxl would drop, in words staff recognise."""
-    try:
-        from sheets_bridge.sheets.xlsx import lossy_content
-    except ImportError:
-        return _lossy_content_fallback(path)
-    return [str(item) for item in lossy_content(path)]
-
-
-_LOSSY_PARTS: tuple[tuple[str, str], ...] = (
-    ("xl/charts/", "charts"),
-    ("xl/drawings/", "drawings (shapes, images or charts)"),
-    ("xl/media/", "images"),
-    ("vmldrawing", "notes, comments or form controls (legacy drawings)"),
-    ("pivot", "pivot tables"),
-    ("slicer", "slicers"),
-    ("vbaproject", "macros"),
-    ("xl/externallinks/", "links to other workbooks"),
-)
-
-_NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-_NS_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-
-
-def _lossy_content_fallback(path: Path) -> list[str]:
-    """Inspect the zip for parts openpyxl does not round-trip (used until ``xlsx`` has its own)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            found: list[str] = []
-            lowered = [name.lower() for name in names]
-            for marker, label in _LOSSY_PARTS:
-                if any(marker in name for name in lowered) and label not in found:
-                    found.append(label)
-            titles = _sheet_titles(zf)
-            for name in names:
-                if re.fullmatch(r"xl/worksheets/[^/]+\.xml", name) and b"<extLst" in zf.read(name):
-                    title = titles.get(name, PurePosixPath(name).stem)
-                    found.append(
-                        f"newer Excel features in tab {title!r} (such as sparklines, "
-                        "cross-tab dropdowns or some conditional formats)"
-                    )
-    except (zipfile.BadZipFile, OSError, KeyError) as exc:
-        raise WorkbookUnreadableError(
-            f"{path} is not a readable .xlsx file ({type(exc).__name__}). If it is an .xls or "
-            ".ods file, save it as .xlsx and point sheet.path at the copy."
-        ) from exc
+    bridge = {title_key(t) for t in model.BRIDGE_TABS}
+    for sheet in pkg.sheets:
+        if title_key(sheet.name) in bridge:
+            continue
+        tab = f"tab '{sheet.name}'"
+        xml = pkg.read(sheet.part) or b""
+        rels = list(ox.iter_rels(pkg.read(ox.rels_part_of(sheet.part)), sheet.part))
+        for _, rtype, target, external in rels:
+            kind = rtype.rsplit("/", 1)[-1]
+            if external:
+                continue
+            if kind == "drawing":
+                _describe_drawing(pkg, target, tab, note)
+            elif kind == "vmlDrawing":
+                note(f"comment boxes or form buttons on {tab} (their size and formatting)")
+            elif kind == "threadedComment":
+                note(f"threaded comments (replies) on {tab}")
+            elif kind == "pivotTable":
+                note(f"a pivot table on {tab}")
+            elif kind in ("slicer", "slicerList"):
+                note(f"slicers on {tab}")
+            elif kind == "table":
+                pass  # openpyxl keeps tables
+        if b"extLst" in xml:
+            for uri in re.findall(rb'<(?:[\w.-]+:)?ext\b[^>]*\buri\s*=\s*"([^"]+)"', xml):
+                feature = _EXT_FEATURES.get(uri.decode("ascii", "replace").upper())
+                note(
+                    f"{feature} on {tab}"
+                    if feature
+                    else f"newer Excel features on {tab} that openpyxl does not support"
+                )
+    names = [n.lower() for n in pkg.names]
+    if any(n.endswith("vbaproject.bin") for n in names):
+        note("macros (VBA)")
+    if any(n.startswith("xl/externallinks/") for n in names):
+        note("links to other workbooks")
+    if any(n.startswith("xl/pivotcache") for n in names) and not any(
+        "pivot table" in f for f in found
+    ):
+        note("pivot table data")
+    if any(n.startswith(("xl/slicers/", "xl/slicercaches/")) for n in names):
+        note("slicers")
     return found
 
 
-def _sheet_titles(zf: zipfile.ZipFile) -> dict[str, str]:
-    """Map worksheet part names to tab titles, so messages name the tab staff know."""
-    try:
-        book = ET.fromstring(zf.read("xl/workbook.xml"))
-        rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-    except (KeyError, ET.ParseError):
-        return {}
-    targets = {}
-    for rel in rels.iter(f"{_NS_PKG_REL}Relationship"):
-        target = rel.get("Target", "")
-        target = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-        targets[rel.get("Id", "")] = target
-    titles = {}
-    for sheet in book.iter(f"{_NS_MAIN}sheet"):
-        part = targets.get(sheet.get(f"{_NS_REL}id", ""))
-        if part:
-            titles[part] = sheet.get("name", "")
-    return titles
+def _describe_drawing(
+    pkg: Package, drawing_part: str, tab: str, note: Callable[[str], None]
+) -> None:
+    xml = pkg.read(drawing_part) or b""
+    kinds = {
+        t.rsplit("/", 1)[-1]
+        for _, t, _, ext in ox.iter_rels(pkg.read(ox.rels_part_of(drawing_part)), drawing_part)
+        if not ext
+    }
+    if "chart" in kinds or b"chart" in xml:
+        note(f"a chart on {tab} (its formatting)")
+    if "image" in kinds:
+        note(f"a picture on {tab}")
+    if re.search(rb"<(?:[\w.-]+:)?(?:sp|cxnSp|grpSp)\b", xml):
+        note(f"shapes or text boxes on {tab}")

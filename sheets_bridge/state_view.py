@@ -1,0 +1,65 @@
+"""What the planner may know of the past: plain data, read from the state file once per cycle.
+
+Kept apart from :mod:`sheets_bridge.state` (the SQLite file, its lock and its journal) so the
+planner depends on data, not on a database: tests build a :class:`StateView` by hand, and a
+backend or the planner never imports SQLite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sheets_bridge.model import Notice
+
+
+def value_hash(value: str) -> str:
+    """A short digest of a value the bridge wrote: enough to tell it apart, useless to read."""
+    return hashlib.blake2b(value.encode("utf-8"), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IdRecord:
+    identity: str
+    present: bool
+    pending: bool = False
+    """Journalled by a cycle that never committed: the ID may never have reached the sheet."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenRecord:
+    """Digests of the value the bridge last wrote to a cell, the one before, and one in flight."""
+
+    hash: str | None
+    previous: str | None
+    pending: str | None
+
+    def is_ours(self, digest: str) -> bool:
+        return digest in (self.hash, self.pending)
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRecord:
+    key: str
+    referral_id: str
+    kind: str
+    referrer_key: str
+    status: str
+    ref: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class StateView:
+    """What the planner may know of the past: plain data, read once per cycle."""
+
+    next_id_number: int = 1
+    ids: Mapping[str, IdRecord] = field(default_factory=dict)
+    written: Mapping[tuple[str, str], WrittenRecord] = field(default_factory=dict)
+    notices: tuple[Notice, ...] = ()
+    log_rows: tuple[tuple[str, str, str], ...] = ()
+    last_problems: frozenset[str] = frozenset()
+    drafts: Mapping[str, DraftRecord] = field(default_factory=dict)
+    fresh: bool = True
