@@ -69,16 +69,19 @@ def measure(size: int, scenario: str) -> dict[str, float]:
     """Run in a child process: prepare the scenario, then time one cycle of it."""
     from sheets_bridge.config import load_config
     from sheets_bridge.cycle import run_cycle
-    from sheets_bridge.hooks import draft_hooks, summary_builders
+    from sheets_bridge.drafting import draft_planner
+    from sheets_bridge.mail import open_drafter
+    from sheets_bridge.outbox import Outbox
     from sheets_bridge.sheets.xlsx import LocalWorkbook
     from sheets_bridge.state import StateStore
+    from sheets_bridge.summaries import summary_tabs
 
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
         config = load_config(_config(folder))
         shutil.copyfile(workbook_for(size), config.sheet.path)  # type: ignore[union-attr]
         timings = {"load": 0.0, "save": 0.0, "summaries": 0.0}
-        builders = summary_builders(config)
+        builders = summary_tabs()
 
         def timed_summaries(*args):  # type: ignore[no-untyped-def]
             start = time.perf_counter()
@@ -106,10 +109,10 @@ def measure(size: int, scenario: str) -> dict[str, float]:
 
         def cycle() -> object:
             with StateStore(config.state_dir) as state:
-                planner, maker = draft_hooks(config, state, now=NOW, dry_run=False, hook=None)
                 return run_cycle(
                     config, sheet, state, now=NOW, tab_builders=[timed_summaries],
-                    draft_planner=planner, make_drafts=maker,
+                    draft_planner=draft_planner(config),
+                    outbox=Outbox(state, open_drafter(config)),
                 )
 
         if scenario != "first":

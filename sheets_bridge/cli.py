@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-from sheets_bridge.config import BridgeConfig, LocalSheetConfig, load_config
+from sheets_bridge.config import BridgeConfig, load_config
 from sheets_bridge.errors import (
     BridgeError,
     ConfigError,
@@ -23,6 +23,7 @@ from sheets_bridge.errors import (
     StateLockedError,
     WorkbookBusyError,
 )
+from sheets_bridge.settings import LocalSheetConfig
 
 log = logging.getLogger("sheets_bridge")
 

@@ -6,168 +6,32 @@ Relative paths resolve against the config file's folder, so a practice can move 
 
 from __future__ import annotations
 
-import re
-from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError
 
-from sheets_bridge.digest import DigestSettings
-from sheets_bridge.drafting import DraftsSettings, TemplateSet
 from sheets_bridge.errors import ConfigError
-from sheets_bridge.metrics import SummarySettings
-from sheets_bridge.model import CHANNELS, REFERRALS_TAB, STAFF_COLUMNS
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BusinessHours(_Model):
-    """When the practice answers the phone; a Follow-up Due outside them moves to the next opening."""
-
-    start: time = time(8, 0)
-    end: time = time(17, 0)
-    open_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
-
-    @model_validator(mode="after")
-    def _start_before_end(self) -> BusinessHours:
-        if self.end <= self.start:
-            raise ValueError("end must be later than start (for example start: '08:00', end: '17:00')")
-        if not self.open_days:
-            raise ValueError("open_days must list at least one day, like [mon, tue, wed, thu, fri]")
-        return self
+from sheets_bridge.settings import (
+    ColumnsConfig,
+    DigestSettings,
+    DraftsSettings,
+    EmlMailConfig,
+    LocalSheetConfig,
+    MailConfig,
+    PracticeConfig,
+    ScheduleConfig,
+    SettingsModel,
+    SheetConfig,
+    SourcesConfig,
+    SummarySettings,
+    SyncConfig,
+)
 
 
-class PracticeConfig(_Model):
-    name: str
-    timezone: str = "America/New_York"
-    owner_email: str
-    phone_region: str = "US"
-    date_order: Literal["MDY", "DMY"] | None = "MDY"
-    signature: str = ""
-    designated_contact: str = ""
-    phone: str = ""
-    address: str = ""
-    business_hours: BusinessHours = BusinessHours()
-    holidays: tuple[date, ...] = ()
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}: use an IANA name like 'America/New_York'"
-            ) from None
-        return value
-
-    @field_validator("owner_email")
-    @classmethod
-    def _plain_address(cls, value: str) -> str:
-        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value.strip()):
-            raise ValueError("must be one email address, like owner@example.com")
-        return value.strip()
-
-    @field_validator("phone_region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z]{2}", value):
-            raise ValueError("must be a two-letter country code like US or GB")
-        return value.upper()
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-
-class LocalSheetConfig(_Model):
-    kind: Literal["local"] = "local"
-    path: Path
-    tab: str = REFERRALS_TAB
-    allow_lossy_save: bool = False
-
-
-class GoogleSheetConfig(_Model):
-    kind: Literal["google"]
-    spreadsheet_id: str
-    tab: str = REFERRALS_TAB
-    credentials: Path | None = None
-    endpoint: str | None = None
-
-
-SheetConfig = Annotated[LocalSheetConfig | GoogleSheetConfig, Field(discriminator="kind")]
-
-
-class EmlMailConfig(_Model):
-    kind: Literal["eml"] = "eml"
-    path: Path
-
-
-class GmailMailConfig(_Model):
-    kind: Literal["gmail"]
-    credentials: Path | None = None
-    endpoint: str | None = None
-
-
-MailConfig = Annotated[EmlMailConfig | GmailMailConfig, Field(discriminator="kind")]
-
-
-class ColumnsConfig(_Model):
-    """Other names a practice uses for the staff columns (case, spacing, punctuation ignored)."""
-
-    aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-
-    @field_validator("aliases")
-    @classmethod
-    def _known_columns(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        unknown = [name for name in value if name not in STAFF_COLUMNS]
-        if unknown:
-            raise ValueError(
-                f"{', '.join(unknown)} is not a staff column; aliases are keyed by one of: "
-                + ", ".join(STAFF_COLUMNS)
-            )
-        return value
-
-
-class SyncConfig(_Model):
-    contact_window_hours: float = Field(24, gt=0, le=48)
-    duplicate_window_days: int = Field(14, ge=0)
-    max_missing_ids_fraction: float = Field(0.5, gt=0, le=1)
-    min_rows_for_breaker: int = Field(10, ge=1)
-    notice_hours: float = Field(24, ge=0)
-
-
-class SourcesConfig(_Model):
-    """How free text typed into How Heard maps to a channel, by whole-word keywords."""
-
-    keywords: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-
-    @field_validator("keywords")
-    @classmethod
-    def _known_channels(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        unknown = [name for name in value if name not in CHANNELS]
-        if unknown:
-            raise ValueError(
-                f"{', '.join(unknown)} is not a channel; use one of: " + ", ".join(CHANNELS)
-            )
-        return value
-
-
-class ScheduleConfig(_Model):
-    """How often the daemon (``sheets-bridge run``) syncs; the digest has its own day and hour."""
-
-    sync_minutes: int = Field(5, ge=1, le=1440)
-
-
-class BridgeConfig(_Model):
+class BridgeConfig(SettingsModel):
     practice: PracticeConfig
     sheet: SheetConfig
     mail: MailConfig
@@ -227,6 +91,8 @@ def parse_config(data: Any, *, base: Path, source: str = "config") -> BridgeConf
         )
     config = config.model_copy(update=updates)
     # B21: a template that reaches for more than its kind may use fails here, not at send time.
+    from sheets_bridge.email_templates import TemplateSet  # Jinja2 only once a config is loaded
+
     template_problems = TemplateSet.from_settings(config.drafts).check(config.drafts)
     if template_problems:
         raise ConfigError(f"{source}: the email templates have problems", template_problems)
@@ -253,4 +119,4 @@ def load_config(path: Path) -> BridgeConfig:
     return config.model_copy(update={"config_path": path.resolve()})
 
 
-__all__ = ["WEEKDAYS", "BridgeConfig", "load_config", "parse_config"]
+__all__ = ["BridgeConfig", "LocalSheetConfig", "load_config", "parse_config"]

@@ -14,8 +14,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sheets_bridge.config import BridgeConfig
+from sheets_bridge.draft_keys import DraftKey
 from sheets_bridge.errors import BackendError, SnapshotStaleError
+from sheets_bridge.identity import referrer_key
+from sheets_bridge.messages import HeaderInjectionError, InvalidAddressError, build_message
 from sheets_bridge.model import Problem, Snapshot
+from sheets_bridge.outbox import Outbox, Outgoing
 from sheets_bridge.planner import DraftPlanner, PlanMemo, PlanResult, TabBuilder, plan_cycle
 from sheets_bridge.sheets import ApplyReport, SheetBackend
 from sheets_bridge.state import RunRecord, StateStore
@@ -63,11 +67,17 @@ def run_cycle(
     force: bool = False,
     tab_builders: Sequence[TabBuilder] = (),
     draft_planner: DraftPlanner | None = None,
-    make_drafts: Callable[[PlanResult], list[str]] | None = None,
+    outbox: Outbox | None = None,
     hook: StepHook | None = None,
 ) -> CycleReport:
-    """Run one cycle against an open state store and a sheet backend."""
+    """Run one cycle against an open state store and a sheet backend.
+
+    ``outbox`` makes the drafts the plan asks for; without one (a dry run, or drafting off)
+    drafts are planned and reported but not made.
+    """
     report = CycleReport()
+    if outbox is not None and not dry_run:
+        outbox.settle(now)
     started = now
     drafts_done = False
     carried: dict[tuple[int, str, str], str] = {}
@@ -113,7 +123,7 @@ def run_cycle(
             log.warning("safety stop: %s", plan.stop.reason)
             return report
 
-        if plan.drafts and make_drafts is not None and not drafts_done:
+        if plan.drafts and outbox is not None and not drafts_done:
             # Drafts are keyed by Referral ID, so the IDs this plan issues are journalled first:
             # if the sheet is re-sorted, or the process dies, before they are written, the next
             # plan gives each row back its own ID (by row identity) instead of issuing the
@@ -126,7 +136,7 @@ def run_cycle(
                 for w in plan.cell_writes
                 if w.column == "Referral ID"
             }
-            report.drafts_made = make_drafts(result)
+            report.drafts_made = outbox.make(outgoing(result, config, now), now)
             _step(hook, "drafts")
             drafts_done = True
             continue  # plan again so the Emails column shows what was just drafted
@@ -166,6 +176,29 @@ def run_cycle(
         _step(hook, "commit")
         return report
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def outgoing(result: PlanResult, config: BridgeConfig, now: datetime) -> list[Outgoing]:
+    """The plan's drafts as messages for the outbox; one refused by the message builder (an
+    address it cannot use) is left out and logged by Referral ID and kind only."""
+    practice = config.practice
+    domain = practice.owner_email.rpartition("@")[2] or "sheets-bridge.invalid"
+    by_id = {r.referral_id: r for r in result.referrals}
+    out: list[Outgoing] = []
+    for draft in result.plan.drafts:
+        try:
+            message = build_message(
+                draft, from_addr=practice.owner_email, from_name=practice.name, now=now,
+                domain=domain,
+            )
+        except (HeaderInjectionError, InvalidAddressError) as error:
+            log.warning("no %s draft for %s: %s", draft.kind, draft.referral_id, error)
+            continue
+        parsed = DraftKey.parse(draft.key)
+        referral = by_id.get(draft.referral_id)
+        who = (parsed.referrer if parsed else "") or (referrer_key(referral) if referral else "")
+        out.append(Outgoing(draft.key, draft.referral_id, draft.kind, message, who))
+    return out
 
 
 def _fill_counts(report: CycleReport, result: PlanResult) -> None:

@@ -22,7 +22,7 @@ def run_demo(folder: Path, *, now: str | None = None, fresh: bool = False) -> in
     from sheets_bridge.cli import _now, _print_report
     from sheets_bridge.demo import demo_rows, write_demo_workbook
     from sheets_bridge.digest_run import write_preview
-    from sheets_bridge.drafting import KIND_LABELS
+    from sheets_bridge.email_kinds import KIND_LABELS
     from sheets_bridge.runner import run_sync
 
     folder = folder.resolve()

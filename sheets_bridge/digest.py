@@ -25,41 +25,33 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime
-from importlib import resources
-from typing import Any, Literal
 
-from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
-from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from sheets_bridge.messages import KEY_HEADER, message_id_for, parse_address
+from sheets_bridge.draft_keys import DIGEST_KIND, DraftKey, digest_week
+from sheets_bridge.email_templates import package_sources, sandboxed
+from sheets_bridge.gifts import Gift, build_gifts_summary
+from sheets_bridge.identity import referrer_key
+from sheets_bridge.messages import InlineImage, build_message, parse_address
 from sheets_bridge.metrics import (
     REFERRED_TAGS,
-    Gift,
     GroupStats,
     ReferrerRow,
-    SummarySettings,
     WeekCount,
     fmt_date,
     fmt_number,
     group_stats,
     overview,
-    referrer_key,
     referrer_rows,
     volume_line,
 )
-from sheets_bridge.model import SOURCE_TAGS, Referral
-from sheets_bridge.summaries import build_gifts_summary, fmt_share, fmt_span
+from sheets_bridge.model import SOURCE_TAGS, DraftRequest, Referral
+from sheets_bridge.settings import SummarySettings
+from sheets_bridge.summaries import fmt_share, fmt_span
 from sheets_bridge.values import has_control_chars
 
 __all__ = [
-    "DIGEST_KIND",
     "CountLine",
     "Digest",
-    "DigestSettings",
     "DraftsWaiting",
     "ReferrerLine",
     "RenderedDigest",
@@ -73,7 +65,6 @@ __all__ = [
 ]
 
 #: The ledger kind of the digest (the drafts ledger is shared with the per-referral drafts).
-DIGEST_KIND = "weekly_digest"
 #: How many lapsed referrers the digest names; the rest are counted ("and 4 more").
 MAX_RECONNECT = 5
 #: The Content-ID of the chart inside the message (left of the @); the right side is the domain.
@@ -95,41 +86,9 @@ _TAG_COLOUR = {
 }
 
 
-class DigestSettings(BaseModel):
-    """When the digest goes out and how; mounted in the config as ``digest:``.
-
-    Drafting is the default: the owner's inbox gets nothing a person did not choose to send
-    until ``send: true`` says so, and even then only a mail backend that can send does.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
-    """The day of the (ISO, Monday-first) week on which the digest is made."""
-    hour: int = Field(7, ge=0, le=23)
-    """The hour, in the practice's time zone, from which the digest is made that day."""
-    send: bool = False
-    """Send the digest directly instead of drafting it (needs a mail backend that can send)."""
-    sheet_link: str = ""
-    """Where "Open the sheet" points; empty means the workbook's file:// address (or the Google
-    Sheet's address)."""
-
-    @field_validator("sheet_link")
-    @classmethod
-    def _web_or_file(cls, value: str) -> str:
-        value = value.strip()
-        if value and not re.match(r"(?i)^(https?|file)://[^\s<>\"]+$", value):
-            raise ValueError(
-                "must be an http(s):// or file:// address, like "
-                "https://docs.google.com/spreadsheets/d/..."
-            )
-        return value
-
-
 def digest_key(now: datetime) -> str:
     """``digest.2026-W48``: the ISO week (of ``now``'s own zone) the digest is made in."""
-    iso = now.isocalendar()
-    return f"digest.{iso.year}-W{iso.week:02d}"
+    return str(DraftKey.digest(digest_week(now)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,7 +217,7 @@ def _thank(
         if received is None or not _is_referred(ref):
             continue
         if start <= received.timestamp() < end:
-            counts[referrer_key(ref.referred_by, ref.referrer_practice)] += 1
+            counts[referrer_key(ref)] += 1
     lines: list[tuple[int, str, ReferrerLine]] = []
     patients = 0
     for key, n in counts.items():
@@ -513,24 +472,10 @@ def chart_png(weeks: Sequence[WeekCount]) -> bytes | None:
 # Rendering
 
 
-class _PackageLoader(BaseLoader):
-    """The two digest templates from the package (not overridable: the digest's privacy rules
-    live in its builder, and a practice template could reach for nothing more anyway)."""
-
-    NAMES = ("digest.html", "digest.txt")
-
-    def get_source(self, environment: Any, template: str) -> tuple[str, str, Any]:
-        if template not in self.NAMES:
-            raise TemplateNotFound(template)
-        text = (resources.files("sheets_bridge") / "templates" / template).read_text("utf-8")
-        return text, f"templates/{template}", lambda: True
-
-
-_ENV = SandboxedEnvironment(
-    loader=_PackageLoader(),
-    undefined=StrictUndefined,
-    autoescape=lambda name: bool(name and name.endswith(".html")),
-    auto_reload=False,
+#: The two digest templates, from the package (not overridable: the digest's privacy rules live
+#: in its builder, and a practice template could reach for nothing more anyway).
+_ENV = sandboxed(
+    package_sources(("digest.html", "digest.txt")),
     keep_trailing_newline=True,
     trim_blocks=True,
     lstrip_blocks=True,
@@ -575,40 +520,21 @@ def digest_message(
     now: datetime,
     domain: str,
 ) -> EmailMessage:
-    """The digest as a MIME message: ``multipart/alternative`` of plain text, then
-    ``multipart/related`` (the HTML and the chart as an inline ``image/png`` by Content-ID).
+    """The digest as a MIME message, built like every draft (``messages.build_message``):
+    ``multipart/alternative`` of plain text, then the HTML with the chart inline by Content-ID.
 
     The key travels as a deterministic Message-ID (``<digest.2026-W48@domain>``) and in
     ``X-Sheets-Bridge-Key``, so a digest created just before a crash is found again.
     """
-    if now.tzinfo is None:
-        raise ValueError("now must be an aware datetime")
     if has_control_chars(digest.subject) or has_control_chars(from_name):
         raise ValueError("the digest subject or sender name holds a control character")
-    recipient = parse_address(to, field="To")
-    sender = parse_address(from_addr, field="From")
-    cid = f"<{CHART_CID_LOCAL}.{digest.key}@{domain}>"
-    rendered = render_digest(digest, f"cid:{cid[1:-1]}" if png else None)
-
-    message = EmailMessage(policy=policy.default)
-    message["From"] = type(sender)(
-        display_name=" ".join(from_name.split()), addr_spec=sender.addr_spec
+    cid = f"{CHART_CID_LOCAL}.{digest.key}@{domain}"
+    rendered = render_digest(digest, f"cid:{cid}" if png else None)
+    draft = DraftRequest(
+        key=digest.key, referral_id="", kind=DIGEST_KIND, to=str(parse_address(to, field="To")),
+        subject=rendered.subject, text=rendered.text, html=rendered.html,
     )
-    message["To"] = recipient
-    message["Subject"] = rendered.subject
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id_for(digest.key, domain)
-    message[KEY_HEADER] = digest.key
-    message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    if png:
-        html_part = list(message.iter_parts())[1]
-        html_part.add_related(
-            png,
-            maintype="image",
-            subtype="png",
-            cid=cid,
-            disposition="inline",
-            filename="referrals-per-week.png",
-        )
-    return message
+    image = InlineImage(png, cid, "referrals-per-week.png") if png else None
+    return build_message(
+        draft, from_addr=from_addr, from_name=from_name, now=now, domain=domain, image=image
+    )

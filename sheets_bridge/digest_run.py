@@ -1,21 +1,19 @@
 """Making the weekly digest for real: read the sheet, build, then draft (or send) exactly once.
 
-The pure content lives in ``digest``; this module does the I/O around it, in the order that makes
-the digest once per ISO week whatever restarts or crashes happen (RELIABILITY.md R1/R2, the same
-protocol as the per-referral drafts in ``hooks``):
+The pure content lives in ``digest``; this module does the I/O around it, through the same
+outbox as every other draft (:mod:`sheets_bridge.outbox`), so the digest is made once per ISO
+week whatever restarts or crashes happen:
 
-1. under the state folder's lock, look the week's key (``digest.2026-W48``) up in the drafts
-   ledger, then in the mail backend (a state file rebuilt after a loss still knows a digest the
-   drafts folder holds); either one means "already made";
-2. journal the key as *pending*, create the draft (the key travels in its Message-ID and in
-   ``X-Sheets-Bridge-Key``), then confirm it;
-3. a pending key found at the next start is settled with ``drafter.find``: confirmed if the draft
-   exists, made now if it does not.
+1. under the state folder's lock, the outbox settles open keys (a digest journalled by a run that
+   died is looked up, and confirmed if it exists) and, in a new or rebuilt state file, adopts the
+   drafts the mail backend holds;
+2. a week whose key is in the ledger is done; otherwise the digest is built and handed to the
+   outbox, which journals the key, creates the draft (the key travels in its Message-ID and in
+   ``X-Sheets-Bridge-Key``), deletes any extra copy, and confirms it.
 
 A digest that would be *sent* is at most once instead: a pending send whose fate is unknown is
 never repeated (two copies in the owner's inbox are worse than one missed week, and the next
-week's digest carries the same numbers). No mail backend the bridge has today can send, so
-``digest.send: true`` drafts and says so in the digest.
+week's digest carries the same numbers).
 
 The sheet is only read here; nothing is written to it.
 """
@@ -28,11 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sheets_bridge.config import BridgeConfig, LocalSheetConfig
+from sheets_bridge.config import BridgeConfig
+from sheets_bridge.derive import read_referrals
 from sheets_bridge.digest import (
-    DIGEST_KIND,
     Digest,
-    DigestSettings,
     DraftsWaiting,
     build_digest,
     chart_png,
@@ -40,12 +37,15 @@ from sheets_bridge.digest import (
     digest_message,
     preview_html,
 )
+from sheets_bridge.draft_keys import DIGEST_KIND
 from sheets_bridge.errors import BackendError, BridgeError
-from sheets_bridge.hooks import drafted_by_referrer
+from sheets_bridge.gifts import read_gifts
+from sheets_bridge.ledger import drafted_by_referrer
 from sheets_bridge.mail import Drafter, open_drafter
-from sheets_bridge.metrics import WEEKDAY_NAMES, read_gifts
-from sheets_bridge.model import GIFTS_TAB, Snapshot
-from sheets_bridge.planner import plan_cycle
+from sheets_bridge.metrics import WEEKDAY_NAMES
+from sheets_bridge.model import GIFTS_TAB
+from sheets_bridge.outbox import Outbox, Outgoing, StepHook
+from sheets_bridge.settings import DigestSettings
 from sheets_bridge.sheets import SheetBackend, open_sheet
 from sheets_bridge.state import StateStore
 from sheets_bridge.state_view import StateView
@@ -91,12 +91,10 @@ def digest_due(now: datetime, settings: DigestSettings) -> datetime:
     return datetime(day.year, day.month, day.day, settings.hour, tzinfo=now.tzinfo)
 
 
-def _sheet_link(config: BridgeConfig, settings: DigestSettings) -> str:
+def _sheet_link(config: BridgeConfig, settings: DigestSettings, sheet: SheetBackend) -> str:
     if settings.sheet_link:
         return settings.sheet_link
-    if isinstance(config.sheet, LocalSheetConfig):
-        return config.sheet.path.resolve().as_uri()
-    return f"https://docs.google.com/spreadsheets/d/{config.sheet.spreadsheet_id}"
+    return sheet.link() or ""
 
 
 def _domain(config: BridgeConfig) -> str:
@@ -104,13 +102,14 @@ def _domain(config: BridgeConfig) -> str:
 
 
 def _drafts_waiting(view: StateView, drafter: Drafter | None, now: datetime) -> DraftsWaiting:
-    """Drafts made in the last 7 days (ledger) and, where the drafter can list them, all of its
+    """Drafts made in the last 7 days (ledger) and, where the drafter can count them, all of its
     drafts; the digests themselves are not counted."""
     since = now.timestamp() - 7 * 86400
     recent = sum(
         1
         for record in view.drafts.values()
-        if not record.key.startswith("digest.")  # a sync may adopt one under another kind
+        if record.kind != DIGEST_KIND
+        and not record.key.startswith("digest.")  # a sync may adopt one under another kind
         and record.status == "confirmed"
         and record.created.timestamp() >= since
     )
@@ -119,7 +118,7 @@ def _drafts_waiting(view: StateView, drafter: Drafter | None, now: datetime) -> 
     if drafter is not None:
         where = drafter.describe()
         try:
-            in_folder = sum(1 for key in drafter.list_keys() if not key.startswith("digest."))
+            in_folder = drafter.count_waiting()
         except BackendError as error:
             log.warning("could not count the drafts: %s", error)
     return DraftsWaiting(made_last_7_days=recent, in_folder=in_folder, where=where)
@@ -127,30 +126,35 @@ def _drafts_waiting(view: StateView, drafter: Drafter | None, now: datetime) -> 
 
 def _build(
     config: BridgeConfig,
-    snapshot: Snapshot,
+    sheet: SheetBackend,
     view: StateView,
     now: datetime,
     drafter: Drafter | None,
     settings: DigestSettings,
     notes: Sequence[str] = (),
 ) -> Digest:
-    """Parse the rows as a dry-run sync would (nothing is written) and build the digest."""
-    result = plan_cycle(snapshot, now, config, view)
-    if result.plan.stop is not None:
-        raise BridgeError(f"no digest this time: {result.plan.stop.reason}")
+    """Read the rows as they stand (nothing is written) and build the digest."""
+    snapshot = sheet.read()
+    read = read_referrals(snapshot, now, config)
+    if isinstance(read, str):
+        raise BridgeError(f"no digest this time: {read}")
+    referrals, _ = read
     gifts = read_gifts(
-        snapshot.tabs.get(GIFTS_TAB), config.practice.date_order or "MDY", snapshot.date1904
+        snapshot.tabs.get(GIFTS_TAB),
+        now=now,
+        date_order=config.practice.date_order or "MDY",
+        date1904=snapshot.date1904,
     )
     return build_digest(
-        result.referrals,
+        referrals,
         now,
         practice_name=config.practice.name,
         summaries=config.summaries,
         gifts=gifts,
         drafts=_drafts_waiting(view, drafter, now),
-        sheet_link=_sheet_link(config, settings),
+        sheet_link=_sheet_link(config, settings, sheet),
         notes=notes,
-        drafted=drafted_by_referrer(view, config),
+        drafted=drafted_by_referrer(view, config.tz, referrals),
     )
 
 
@@ -161,10 +165,11 @@ def make_digest(
     sheet: SheetBackend | None = None,
     drafter: Drafter | None = None,
     settings: DigestSettings | None = None,
+    hook: StepHook | None = None,
 ) -> DigestOutcome:
     """This ISO week's digest, drafted (or sent) now unless it already exists.
 
-    Takes the state folder's lock for the whole check-journal-create-confirm sequence, so a
+    Takes the state folder's lock for the whole settle-journal-create-confirm sequence, so a
     sync or a second scheduler cannot race it (it raises ``StateLockedError`` instead).
     """
     now = now.astimezone(config.tz)
@@ -172,11 +177,13 @@ def make_digest(
     key = digest_key(now)
     drafter = drafter if drafter is not None else open_drafter(config)
     with StateStore(config.state_dir) as state:
-        view = state.view(now)
-        record = view.drafts.get(key)
+        drafter.prepare()
+        outbox = Outbox(state, drafter, hook=hook)
+        outbox.settle(now)
+        record = state.draft(key)
         if record is not None and record.status == "confirmed":
             return DigestOutcome(key, "exists", record.ref, _exists(key, record.ref))
-        if record is not None and record.kind == SEND_KIND:
+        if record is not None and record.kind == SEND_KIND and record.status != "forgotten":
             # A send that was journalled but never confirmed: it may have gone. Never twice.
             return DigestOutcome(
                 key,
@@ -185,13 +192,12 @@ def make_digest(
                 f"The digest for {key[7:]} was being sent when the bridge "
                 "stopped; it is not sent again.",
             )
-        found = drafter.find(key)
-        if found is not None:
-            if record is None:
-                state.draft_adopt(key, "", DIGEST_KIND, found, now)
-            else:
-                state.draft_confirmed(key, found, now)
-            return DigestOutcome(key, "exists", found, _exists(key, found))
+        if record is not None and record.status in ("pending", "unknown"):
+            return DigestOutcome(
+                key, "exists", "",
+                f"The digest for {key[7:]} may already be in {drafter.describe()}; the bridge "
+                "looks for it again before making another.",
+            )
 
         sender = drafter if settings.send and drafter.can_send else None
         notes: list[str] = []
@@ -200,8 +206,11 @@ def make_digest(
                 f"digest.send is on, but {drafter.describe()} cannot send email: this digest "
                 "was drafted instead."
             )
-        snapshot = (sheet if sheet is not None else open_sheet(config)).read()
-        digest = _build(config, snapshot, view, now, drafter, settings, notes)
+        view = state.view(now)
+        digest = _build(
+            config, sheet if sheet is not None else open_sheet(config), view, now, drafter,
+            settings, notes,
+        )
         message = digest_message(
             digest,
             png=chart_png(digest.weeks),
@@ -211,23 +220,24 @@ def make_digest(
             now=now,
             domain=_domain(config),
         )
-        kind = SEND_KIND if sender is not None else DIGEST_KIND
-        state.draft_pending(key, referral_id="", kind=kind, referrer_key="", now=now)
         if sender is not None:
-            try:
-                ref = sender.send(key, message)
-            except BackendError:
-                state.draft_forget(key)  # known not sent: the next start tries again
-                raise
-            state.draft_confirmed(key, ref, now)
+            sent = outbox.send(Outgoing(key, "", SEND_KIND, message), now)
             return DigestOutcome(
                 key,
                 "sent",
-                ref,
+                sent.ref,
                 f"Sent the digest for {key[7:]} to {config.practice.owner_email}: {digest.subject}",
             )
-        ref = drafter.create(key, message)  # a BackendError leaves it pending: settled next start
-        state.draft_confirmed(key, ref, now)
+        made = outbox.make([Outgoing(key, "", DIGEST_KIND, message)], now)
+        if not made:
+            raise BackendError(
+                f"the digest for {key[7:]} could not be saved in {drafter.describe()}; the bridge "
+                "tries again at its next run",
+                backend=drafter.kind,
+                retryable=True,
+            )
+        done = state.draft(key)
+        ref = done.ref if done is not None else ""
     return DigestOutcome(
         key,
         "drafted",
@@ -280,7 +290,6 @@ def write_preview(
     (for Referral IDs and the drafts counts) and never created.
     """
     now = now.astimezone(config.tz)
-    snapshot = (sheet if sheet is not None else open_sheet(config)).read()
     drafter: Drafter | None
     try:
         drafter = open_drafter(config)
@@ -292,7 +301,9 @@ def write_preview(
     else:
         view = StateView()
     settings = settings if settings is not None else digest_settings(config)
-    digest = _build(config, snapshot, view, now, drafter, settings)
+    digest = _build(
+        config, sheet if sheet is not None else open_sheet(config), view, now, drafter, settings
+    )
     page = preview_html(digest, chart_png(digest.weeks))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

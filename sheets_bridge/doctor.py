@@ -10,9 +10,10 @@ import os
 import stat
 
 from sheets_bridge.columns import column_letter, resolve_columns
-from sheets_bridge.config import BridgeConfig, EmlMailConfig
+from sheets_bridge.config import BridgeConfig
 from sheets_bridge.errors import BridgeError
 from sheets_bridge.model import BRIDGE_TABS
+from sheets_bridge.settings import EmlMailConfig
 from sheets_bridge.sheets import open_sheet
 
 Finding = tuple[str, str]

@@ -80,21 +80,22 @@ def _words(text: str) -> str:
 
 
 def referrer_key_of(name: str, practice: str = "", email: str | None = None) -> str:
-    """The key of a referrer: Referred By and Referrer Practice, compared loosely, else the email.
+    """The key of a referrer: the Referrer Email when there is one, else Referred By and
+    Referrer Practice, compared loosely.
 
-    Case, spacing and punctuation do not matter ("Dr  Lee" and "dr. lee" are one referrer), so
-    the Referrers tab shows one row per referrer as staff name them, and the rate limits of the
-    recurring referrer emails count the same person. A referrer known only by an email is keyed
-    by it. Only a hash is returned: the key may sit in the state file and in draft keys.
-    ``""`` when there is no referrer at all.
+    An address names one person best (two "Dr. Lee"s at different practices are two
+    referrers; one provider typed "Dr Lee" and "dr. lee" is one); without one, case, spacing and
+    punctuation do not matter. The Referrers tab groups rows by it, the recurring referrer
+    emails are rate-limited by it, and the digest counts by it. Only a hash is returned: the
+    key may sit in the state file and in draft keys. ``""`` when there is no referrer at all.
     """
-    who = _words(name)
-    if who:
-        basis = f"name:{who}|{_words(practice)}"
-    elif email and email.strip():
+    if email and email.strip():
         basis = "email:" + comparison_key(email.strip())
     else:
-        return ""
+        who = _words(name)
+        if not who:
+            return ""
+        basis = f"name:{who}|{_words(practice)}"
     return "referrer-" + hashlib.sha256(basis.encode("utf-8")).hexdigest()[:8]
 
 

@@ -15,6 +15,7 @@ The draft's key travels in the message twice (R2): a deterministic ``Message-ID`
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
@@ -30,6 +31,7 @@ from sheets_bridge.values import has_control_chars
 __all__ = [
     "KEY_HEADER",
     "HeaderInjectionError",
+    "InlineImage",
     "InvalidAddressError",
     "build_message",
     "message_id_for",
@@ -101,14 +103,33 @@ def message_id_for(key: str, domain: str) -> str:
     return f"<{_KEY_UNSAFE.sub('-', key)}@{domain}>"
 
 
+@dataclass(frozen=True)
+class InlineImage:
+    """A picture shown inside the HTML body (``<img src="cid:...">``), not as an attachment."""
+
+    data: bytes
+    cid: str
+    """The Content-ID without angle brackets, as the HTML refers to it after ``cid:``."""
+    filename: str
+    subtype: str = "png"
+
+
 def build_message(
-    draft: DraftRequest, *, from_addr: str, from_name: str, now: datetime, domain: str
+    draft: DraftRequest,
+    *,
+    from_addr: str,
+    from_name: str,
+    now: datetime,
+    domain: str,
+    image: InlineImage | None = None,
 ) -> EmailMessage:
     """The ``multipart/alternative`` message (plain text, then HTML) for ``draft``.
 
-    Raises :class:`HeaderInjectionError` or :class:`InvalidAddressError` (both ``ValueError``)
-    before building anything when a header-bound value is unsafe. ``now`` stamps the Date
-    header; ``domain`` is the right side of the Message-ID (the practice's mail domain).
+    With ``image``, the HTML part becomes ``multipart/related`` holding the picture inline by
+    Content-ID (the digest's chart). Raises :class:`HeaderInjectionError` or
+    :class:`InvalidAddressError` (both ``ValueError``) before building anything when a
+    header-bound value is unsafe. ``now`` stamps the Date header; ``domain`` is the right side
+    of the Message-ID (the practice's mail domain).
     """
     _refuse_hazards(
         {
@@ -141,4 +162,14 @@ def build_message(
     message[KEY_HEADER] = draft.key
     message.set_content(draft.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(draft.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if image is not None:
+        html_part = list(message.iter_parts())[1]
+        html_part.add_related(
+            image.data,
+            maintype="image",
+            subtype=image.subtype,
+            cid=f"<{image.cid}>",
+            disposition="inline",
+            filename=image.filename,
+        )
     return message

@@ -30,9 +30,9 @@ from datetime import date, datetime, timedelta, tzinfo
 from operator import attrgetter
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from sheets_bridge.model import SOURCE_TAGS, CellValue, DateSerial, Referral, TabValues
+from sheets_bridge.identity import referrer_key_of
+from sheets_bridge.model import SOURCE_TAGS, Referral
+from sheets_bridge.settings import SummarySettings
 
 WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -45,35 +45,6 @@ REFERRED_TAGS: tuple[str, ...] = ("Provider Referral", "Patient Referral")
 
 _HOUR = 3600.0
 _DAY = 86400.0
-
-
-class SummarySettings(BaseModel):
-    """Thresholds for flags and alerts; mounted in the config as ``summaries:``.
-
-    Every default is a judgement a practice may tune; ``docs/metrics.md`` explains each.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    week_starts: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
-    min_sample: int = Field(5, ge=1)
-    """Below this many referrals a referrer is not ranked or flagged High-quality, and it says so."""
-    high_quality_min_referrals: int = Field(5, ge=1)
-    """High-quality needs at least this many referrals received in the last 365 days."""
-    lapsed_days: int = Field(90, ge=1)
-    """Lapsed: no referral for this many days (and at least one before)."""
-    new_days: int = Field(30, ge=1)
-    """New: the referrer's first referral came within this many days."""
-    stall_ratio: float = Field(0.5, gt=0, le=1)
-    """Stall: last full week's volume below this fraction of the 4 full weeks before it."""
-    stall_min_average: float = Field(3.0, ge=0)
-    """No stall alert while the trailing weekly average is below this (too small to mean much)."""
-    stuck_factor: float = Field(2.0, gt=1)
-    """A row is stuck when it has waited longer than this many times the practice's usual time."""
-    gift_patient_item_limit: float = Field(15.0, ge=0)
-    gift_patient_year_limit: float = Field(75.0, ge=0)
-    gift_provider_year_limit: float = Field(507.0, ge=0)
-    """42 CFR 411.357(k) non-monetary compensation limit; CMS adjusts it every 1 January."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -670,14 +641,6 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def referrer_key(name: str, practice: str = "") -> str:
-    """The identity of a referrer: Referred By and Referrer Practice, casefolded, spaces collapsed.
-
-    The draft ledger and the digest use the same key, so "Dr  Lee" and "dr lee" are one referrer.
-    """
-    return f"{_collapse(name).casefold()}|{_collapse(practice).casefold()}"
-
-
 @dataclass(frozen=True)
 class ReferrerRow(_QualityShares):
     """One referrer as the Referrers tab and the digest show them."""
@@ -723,22 +686,6 @@ def _kind_dates(kinds: Mapping[str, date]) -> tuple[date | None, date | None]:
     return ack, checkin
 
 
-def _ledger_kinds(
-    drafted: Mapping[str, Mapping[str, date]], key: str, group: Sequence[_Fact]
-) -> dict[str, date]:
-    """The ledger's kinds for one referrer, found under this module's key or under drafting's
-    (hashed, email-first) referrer key of any of the referrer's rows: the latest date wins."""
-    from sheets_bridge.drafting import referrer_key as drafting_key  # only when a ledger is given
-
-    merged: dict[str, date] = {}
-    keys = {key} | {drafting_key(f.ref) for f in group}
-    for k in sorted(keys):
-        for kind, day in drafted.get(k, {}).items():
-            if kind not in merged or day > merged[kind]:
-                merged[kind] = day
-    return merged
-
-
 def _is_above(share: float | None, baseline: float | None) -> bool:
     return share is not None and baseline is not None and share > baseline
 
@@ -753,25 +700,25 @@ def referrer_rows(
 
     A row counts for a referrer when Referred By is filled and the Source Tag is not
     Self-Referral. Type is the majority of the rows' Provider/Patient tags (channel when the tag is
-    Unknown); a tie is Provider. ``drafted`` maps a referrer key (``referrer_key`` here, or
-    ``drafting.referrer_key`` of any of the referrer's rows) to ledger kinds and their last dates;
-    it may be empty.
+    Unknown); a tie is Provider. ``drafted`` maps a referrer key
+    (:func:`sheets_bridge.identity.referrer_key`) to ledger kinds and their last dates; it may
+    be empty.
     """
     drafted = drafted or {}
     fs = _facts(referrals, now)
     now_ts = now.timestamp()
     year_from = now_ts - 365 * _DAY
     # Group by the cells as typed first (cheap), then merge spellings that share a key.
-    raw: dict[tuple[str, str], list[_Fact]] = defaultdict(list)
+    raw: dict[tuple[str, str, str], list[_Fact]] = defaultdict(list)
     for f in fs.facts:
         ref = f.ref
         if ref.source_tag != "Self-Referral" and ref.referred_by and not ref.referred_by.isspace():
-            raw[(ref.referred_by, ref.referrer_practice)].append(f)
+            raw[(ref.referred_by, ref.referrer_practice, ref.referrer_email or "")].append(f)
     groups: dict[str, list[_Fact]] = defaultdict(list)
     names: dict[str, Counter[str]] = defaultdict(Counter)
     practices: dict[str, Counter[str]] = defaultdict(Counter)
-    for (name, practice), found in raw.items():
-        key = referrer_key(name, practice)
+    for (name, practice, email), found in raw.items():
+        key = referrer_key_of(name, practice, email)
         if groups[key]:
             groups[key] = sorted(groups[key] + found, key=attrgetter("ts"))
         else:
@@ -806,7 +753,7 @@ def referrer_rows(
                 and _is_above(year_stats.show_rate, base_show)
             )
         last_ts = group[-1].ts  # facts are sorted by Received
-        ack, checkin = _kind_dates(_ledger_kinds(drafted, key, group)) if drafted else (None, None)
+        ack, checkin = _kind_dates(drafted.get(key, {}))
         rows.append(
             ReferrerRow(
                 name=_most_common(names[key]),
@@ -846,284 +793,24 @@ def practice_baseline(
 # Gifts
 
 
-@dataclass(frozen=True, slots=True)
-class Gift:
-    """One row of the staff-entered Gifts tab, read leniently; ``problems`` say what was unclear."""
-
-    row: int
-    """1-based row number in the Gifts tab, so a warning can point at it."""
-    date: date | None
-    recipient: str
-    recipient_type: Literal["Patient", "Provider", ""]
-    item: str
-    value: float | None
-    problems: tuple[str, ...] = ()
-
-
-_GIFT_HEADERS: dict[str, tuple[str, ...]] = {
-    "date": ("date", "dategiven", "giftdate", "given"),
-    "recipient": ("recipient", "recipientname", "givento", "name"),
-    "recipient_type": ("recipienttype", "type", "recipientkind"),
-    "item": ("item", "gift", "description", "giftitem"),
-    "value": ("retailvalue", "value", "amount", "cost", "price"),
-}
-
-
-def _plain(value: CellValue) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(value).casefold()) if value is not None else ""
-
-
-def _text(value: CellValue) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return _collapse(str(value))
-
-
-_EXCEL_EPOCH = date(1899, 12, 30)
-_NUMERIC_DATE = re.compile(r"^(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{1,4})$")
-_WORD_FORMATS = ("%B %d %Y", "%b %d %Y", "%d %B %Y", "%d %b %Y")
-
-
-def parse_day(value: CellValue, date_order: str = "MDY", date1904: bool = False) -> date | None:
-    """A date from a spreadsheet cell: a date serial, ISO or written text; None when unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, int | float):
-        if not 0 < value < 2_958_466:
-            return None
-        return _EXCEL_EPOCH + timedelta(days=int(value) + (1462 if date1904 else 0))
-    text = _collapse(str(value).replace(",", " "))
-    text = re.sub(r"\s+\d{1,2}:\d{2}(:\d{2})?(\s*[ap]\.?m\.?)?$", "", text, flags=re.IGNORECASE)
-    text = text.split("T")[0] if re.match(r"^\d{4}-\d{2}-\d{2}T", text) else text
-    match = _NUMERIC_DATE.match(text)
-    try:
-        if match:
-            a, b, c = match.groups()
-            if len(a) == 4:
-                return date(int(a), int(b), int(c))
-            year = int(c) + (2000 if len(c) <= 2 and int(c) < 70 else 1900 if len(c) <= 2 else 0)
-            month, day = (int(a), int(b)) if date_order == "MDY" else (int(b), int(a))
-            return date(year, month, day)
-        text = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text, flags=re.IGNORECASE)
-        for fmt in _WORD_FORMATS:
-            try:
-                return datetime.strptime(text, fmt).date()
-            except ValueError:
-                continue
-    except ValueError:
-        return None
-    return None
-
-
-def parse_money(value: CellValue) -> float | None:
-    """A non-negative amount from ``15``, ``"$15.00"``, ``"USD 1,200"``; None when unreadable."""
-    if value is None or isinstance(value, bool | DateSerial):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    text = re.sub(r"(?i)usd|us\$|\$|,|\s", "", str(value))
-    if re.fullmatch(r"\d+(\.\d+)?|\.\d+", text):
-        return float(text)
-    return None
-
-
-def _recipient_type(value: CellValue) -> Literal["Patient", "Provider", ""]:
-    plain = _text(value).casefold()
-    if "patient" in plain:
-        return "Patient"
-    if re.search(r"provider|physician|doctor|\bdr\b|\bmd\b|\bdo\b|\bnp\b|\bpa\b|clinician", plain):
-        return "Provider"
-    return ""
-
-
-def read_gifts(
-    tab: TabValues | None, date_order: str = "MDY", date1904: bool = False
-) -> list[Gift]:
-    """The Gifts tab's rows as ``Gift`` records; an absent tab or one without a Recipient header
-    gives none. Headers are found by name in the first ten rows, ignoring case and punctuation."""
-    if tab is None:
-        return []
-    header_index: int | None = None
-    columns: dict[str, int] = {}
-    for index, row in enumerate(tab.rows[:10]):
-        names = [_plain(cell) for cell in row]
-        found = {
-            field: names.index(alias)
-            for field, aliases in _GIFT_HEADERS.items()
-            for alias in reversed(aliases)
-            if alias in names
-        }
-        if "recipient" in found:
-            header_index, columns = index, found
-            break
-    if header_index is None:
-        return []
-
-    def cell(row: tuple[CellValue, ...], field: str) -> CellValue:
-        col = columns.get(field)
-        return row[col] if col is not None and col < len(row) else None
-
-    gifts: list[Gift] = []
-    for index in range(header_index + 1, len(tab.rows)):
-        row = tab.rows[index]
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
-            continue
-        problems: list[str] = []
-        raw_date, raw_value, raw_type = (
-            cell(row, "date"),
-            cell(row, "value"),
-            cell(row, "recipient_type"),
-        )
-        day = parse_day(raw_date, date_order, date1904)
-        if day is None:
-            problems.append(
-                "no Date" if raw_date is None or not _text(raw_date) else "the Date cannot be read"
-            )
-        value = parse_money(raw_value)
-        if value is None:
-            problems.append(
-                "no Retail Value"
-                if raw_value is None or not _text(raw_value)
-                else "the Retail Value is not an amount"
-            )
-        kind = _recipient_type(raw_type)
-        if not kind:
-            problems.append(
-                "no Recipient Type"
-                if raw_type is None or not _text(raw_type)
-                else "the Recipient Type is neither Patient nor Provider"
-            )
-        gifts.append(
-            Gift(
-                row=index + 1,
-                date=day,
-                recipient=_text(cell(row, "recipient")),
-                recipient_type=kind,
-                item=_text(cell(row, "item")),
-                value=value,
-                problems=tuple(problems),
-            )
-        )
-    return gifts
-
-
-_CASH = re.compile(
-    r"\b(cash|gift\s*-?\s*cards?|e-?gift|gift\s*cert(ificate)?s?|vouchers?|"
-    r"visa|mastercard|amex|american\s+express|prepaid|debit\s+cards?|cheques?|checks?|"
-    r"money\s+orders?|venmo|paypal|zelle|cash\s*app|store\s+credit|bitcoin|crypto\w*)\b",
-    re.IGNORECASE,
-)
-
-
-def is_cash_equivalent(item: str) -> bool:
-    """Cash or something spent like cash (gift cards and certificates included)."""
-    return bool(_CASH.search(item))
-
-
-def _money(value: float) -> str:
-    return f"${value:,.2f}"
-
-
-def _who(gift: Gift) -> str:
-    """How a warning names the recipient: providers by name, patients only by their Gifts row."""
-    if gift.recipient_type == "Provider" and gift.recipient:
-        return gift.recipient
-    if gift.recipient_type == "Patient":
-        return "a patient"
-    return "the recipient"
-
-
-def gift_warnings(gifts: Sequence[Gift], settings: SummarySettings, year: int) -> list[str]:
-    """Gifts that break the practice's limits in ``year``, one sentence each.
-
-    Cash and cash equivalents are flagged whatever the amount; a patient item over the per-item
-    limit; per recipient, a year's total over the patient or provider limit. Patients are named
-    only by Gifts row ("the patient on Gifts rows 3, 7"), never by name: the digest carries no
-    patient names. Rows whose date or type cannot be read are said so, since they cannot be
-    counted.
-    """
-    lines: list[str] = []
-    totals: dict[tuple[str, str], list[Gift]] = defaultdict(list)
-    for gift in sorted(gifts, key=lambda g: g.row):
-        if gift.date is None:
-            lines.append(
-                f"Gifts row {gift.row}: {', '.join(gift.problems) or 'the Date cannot be read'}, "
-                "so it is not counted in any year."
-            )
-            continue
-        if gift.date.year != year:
-            continue
-        if gift.problems:
-            lines.append(f"Gifts row {gift.row}: {'; '.join(gift.problems)}.")
-        if is_cash_equivalent(gift.item):
-            lines.append(
-                f"Gifts row {gift.row}: {gift.item or 'the item'} for {_who(gift)} is cash or a "
-                "cash equivalent, which is not allowed as a thank-you whatever the amount."
-            )
-        if (
-            gift.recipient_type == "Patient"
-            and gift.value is not None
-            and gift.value > settings.gift_patient_item_limit
-        ):
-            lines.append(
-                f"Gifts row {gift.row}: {_money(gift.value)} for a patient is over the "
-                f"{_money(settings.gift_patient_item_limit)} limit for one item."
-            )
-        if gift.recipient_type and gift.recipient:
-            totals[(gift.recipient_type, _collapse(gift.recipient).casefold())].append(gift)
-    for (kind, _name), group in sorted(totals.items()):
-        total = sum(g.value or 0.0 for g in group)
-        limit = (
-            settings.gift_patient_year_limit
-            if kind == "Patient"
-            else settings.gift_provider_year_limit
-        )
-        if total <= limit:
-            continue
-        rows = ", ".join(str(g.row) for g in group)
-        who = (
-            f"the patient on Gifts rows {rows}"
-            if kind == "Patient"
-            else f"{group[0].recipient} (Gifts rows {rows})"
-        )
-        what = "patients" if kind == "Patient" else "physicians"
-        lines.append(
-            f"Gifts to {who} total {_money(total)} in {year}, over the {_money(limit)} a year "
-            f"limit for {what}."
-        )
-    return lines
-
-
 __all__ = [
     "CHART_WEEKS",
     "PERIOD_NAMES",
     "Funnel",
-    "Gift",
     "GroupStats",
     "Overview",
     "Period",
     "Ratio",
     "ReferrerRow",
-    "SummarySettings",
     "WeekCount",
     "bottlenecks",
     "by_channel",
     "by_source_tag",
     "chart_window",
     "empty_stats",
-    "gift_warnings",
     "group_stats",
-    "is_cash_equivalent",
     "overview",
     "periods",
-    "read_gifts",
-    "referrer_key",
     "referrer_rows",
     "stall_alert",
     "stats_by",

@@ -12,8 +12,9 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sheets_bridge.columns import ColumnMap
-from sheets_bridge.config import WEEKDAYS, BridgeConfig
+from sheets_bridge.config import BridgeConfig
 from sheets_bridge.model import CHANNELS, CellValue, Referral, SheetRow
+from sheets_bridge.settings import WEEKDAYS
 from sheets_bridge.values import (
     DEFAULT_HOW_HEARD_KEYWORDS,
     When,
@@ -143,17 +144,6 @@ def derive_stage(
         if now_utc >= due_utc - ctx.window / 4:
             return "Contact due"
     return "New"
-
-
-def format_moment(moment: datetime | None, tz: ZoneInfo | None = None) -> str:
-    """How the bridge writes a time: ISO-like, practice zone, sorts correctly as text.
-
-    Without ``tz`` the moment keeps its own zone (parsed rows are already in the practice's).
-    """
-    if moment is None:
-        return ""
-    m = moment.astimezone(tz) if tz is not None else moment
-    return f"{m.year:04d}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d}"
 
 
 def is_empty_row(row: SheetRow, cols: ColumnMap) -> bool:

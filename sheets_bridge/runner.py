@@ -13,9 +13,12 @@ from pathlib import Path
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.cycle import CycleReport, StepHook, run_cycle
-from sheets_bridge.hooks import draft_hooks, summary_builders
+from sheets_bridge.drafting import draft_planner
+from sheets_bridge.mail import open_drafter
+from sheets_bridge.outbox import Outbox
 from sheets_bridge.sheets import SheetBackend, open_sheet
 from sheets_bridge.state import StateStore
+from sheets_bridge.summaries import summary_tabs
 
 
 def run_sync(
@@ -37,7 +40,11 @@ def run_sync(
         state = stack.enter_context(StateStore(state_dir))
         if not dry_run:
             sheet.prepare()
-        planner, maker = draft_hooks(config, state, now=now, dry_run=dry_run, hook=hook)
+        outbox = None
+        if not dry_run:
+            drafter = open_drafter(config)
+            drafter.prepare()
+            outbox = Outbox(state, drafter, hook=hook)
         return run_cycle(
             config,
             sheet,
@@ -45,8 +52,8 @@ def run_sync(
             now=now,
             dry_run=dry_run,
             force=force,
-            tab_builders=summary_builders(config),
-            draft_planner=planner,
-            make_drafts=maker,
+            tab_builders=summary_tabs(),
+            draft_planner=draft_planner(config),
+            outbox=outbox,
             hook=hook,
         )

@@ -56,8 +56,16 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_d BEFORE DELETE ON audit
 CREATE TABLE IF NOT EXISTS drafts(
     key TEXT PRIMARY KEY, referral_id TEXT NOT NULL, kind TEXT NOT NULL,
     referrer_key TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, ref TEXT NOT NULL DEFAULT '',
-    created TEXT NOT NULL, confirmed TEXT);
+    created TEXT NOT NULL, confirmed TEXT, misses INTEGER NOT NULL DEFAULT 0, next_check TEXT,
+    facets TEXT NOT NULL DEFAULT '');
 """
+
+#: Columns added to tables of an older state file, in order (state files are upgraded in place).
+_ADDED_COLUMNS = (
+    ("drafts", "misses", "INTEGER NOT NULL DEFAULT 0"),
+    ("drafts", "next_check", "TEXT"),
+    ("drafts", "facets", "TEXT NOT NULL DEFAULT ''"),
+)
 
 
 @dataclass
@@ -133,6 +141,10 @@ class StateStore:
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA)
+        for table, column, decl in _ADDED_COLUMNS:
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         db.execute("INSERT OR IGNORE INTO meta VALUES('schema', ?)", (str(SCHEMA_VERSION),))
         db.execute("INSERT OR IGNORE INTO meta VALUES('next_id', '1')")
         db.execute("SELECT count(*) FROM ids").fetchone()
@@ -199,12 +211,7 @@ class StateStore:
         )
         last = db.execute("SELECT value FROM meta WHERE key='last_problems'").fetchone()
         last_problems = frozenset(last[0].split("\n")) - {""} if last else frozenset()
-        drafts = {
-            key: DraftRecord(key, rid, kind, rkey, status, ref, datetime.fromisoformat(created))
-            for key, rid, kind, rkey, status, ref, created in db.execute(
-                "SELECT key, referral_id, kind, referrer_key, status, ref, created FROM drafts"
-            )
-        }
+        drafts = {record.key: record for record in self._draft_records("")}
         return StateView(
             next_id_number=next_id,
             ids=ids,
@@ -368,19 +375,43 @@ class StateStore:
         )
         return int(cursor.lastrowid or 0)
 
-    # -- drafts ledger (exactly once) ------------------------------------------------------
-    def draft_pending(self, key: str, referral_id: str, kind: str, referrer_key: str,
-                      now: datetime) -> None:
-        """Journal a draft key before the draft is created (R1)."""
-        self.drafts_pending([(key, referral_id, kind, referrer_key)], now)
+    # -- drafts ledger (exactly once; written by the outbox alone) --------------------------
+    _DRAFT_COLUMNS = "key, referral_id, kind, referrer_key, status, ref, created, misses, facets"
 
-    def drafts_pending(self, items: Iterable[tuple[str, str, str, str]], now: datetime) -> None:
-        """Journal many (key, referral_id, kind, referrer_key) in one durable transaction."""
+    def _draft_records(self, where: str, params: tuple[object, ...] = ()) -> list[DraftRecord]:
+        return [
+            DraftRecord(key, rid, kind, rkey, status, ref, datetime.fromisoformat(created),
+                        misses, tuple(facets.split()))
+            for key, rid, kind, rkey, status, ref, created, misses, facets in self.db.execute(
+                f"SELECT {self._DRAFT_COLUMNS} FROM drafts {where} ORDER BY created, key", params
+            )
+        ]
+
+    def draft(self, key: str) -> DraftRecord | None:
+        found = self._draft_records("WHERE key = ?", (key,))
+        return found[0] if found else None
+
+    def draft_pending(self, key: str, referral_id: str, kind: str, referrer_key: str,
+                      now: datetime, facets: tuple[str, ...] = ()) -> None:
+        """Journal a draft key before the draft is created (R1)."""
+        self.drafts_pending([(key, referral_id, kind, referrer_key, facets)], now)
+
+    def drafts_pending(
+        self, items: Iterable[tuple[str, str, str, str, tuple[str, ...]]], now: datetime
+    ) -> None:
+        """Journal many (key, referral_id, kind, referrer_key, facets) in one durable transaction.
+
+        A key the outbox had given up on (``forgotten``) and that was planned again becomes
+        pending again; a key in any other state is left as it is.
+        """
+        stamp = _iso(now)
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO drafts(key, referral_id, kind, referrer_key, status, created) "
-                "VALUES(?, ?, ?, ?, 'pending', ?) ON CONFLICT(key) DO NOTHING",
-                [(*item, _iso(now)) for item in items],
+                "INSERT INTO drafts(key, referral_id, kind, referrer_key, status, created, facets) "
+                "VALUES(?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "status = 'pending', created = excluded.created, next_check = NULL "
+                "WHERE drafts.status = 'forgotten'",
+                [(k, rid, kind, rk, stamp, " ".join(facets)) for k, rid, kind, rk, facets in items],
             )
 
     def draft_confirmed(self, key: str, ref: str, now: datetime) -> None:
@@ -392,7 +423,8 @@ class StateStore:
         with self.transaction() as db:
             for key, ref in items:
                 db.execute(
-                    "UPDATE drafts SET status = 'confirmed', ref = ?, confirmed = ? WHERE key = ?",
+                    "UPDATE drafts SET status = 'confirmed', ref = ?, confirmed = ?, "
+                    "next_check = NULL WHERE key = ?",
                     (ref, stamp, key),
                 )
                 db.execute(
@@ -401,36 +433,63 @@ class StateStore:
                     (stamp, ref, key),
                 )
 
-    def draft_adopt(self, key: str, referral_id: str, kind: str, ref: str, now: datetime) -> None:
+    def draft_adopt(self, key: str, referral_id: str, kind: str, ref: str, created: datetime,
+                    now: datetime) -> None:
         """A draft found in the mail backend that the ledger lacks (rebuilt state): never redo it."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO drafts(key, referral_id, kind, status, ref, created, confirmed) "
                 "VALUES(?, ?, ?, 'confirmed', ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-                (key, referral_id, kind, ref, _iso(now), _iso(now)),
+                (key, referral_id, kind, ref, _iso(created), _iso(now)),
             )
 
-    def draft_forget(self, key: str) -> None:
-        """A pending key whose draft never came to exist: drop it so it can be planned again."""
+    def draft_missing(self, key: str, misses: int, next_check: datetime, now: datetime) -> None:
+        """A journalled key whose draft was not found: ``unknown``, looked for again later."""
         with self.transaction() as db:
-            db.execute("DELETE FROM drafts WHERE key = ? AND status = 'pending'", (key,))
             db.execute(
-                "INSERT INTO audit(at, action, referral_id, columns, result) "
-                "VALUES(datetime('now'), 'draft', '', ?, 'pending draft not found; re-planned')",
-                (key.partition(".")[2].split(".")[0],),
+                "UPDATE drafts SET status = 'unknown', misses = ?, next_check = ? WHERE key = ?",
+                (misses, _iso(next_check), key),
             )
+            self._audit_draft(db, key, now, f"draft not found (look {misses}); checked again later")
+
+    def draft_forget(self, key: str, now: datetime) -> None:
+        """A journalled key whose draft never came to exist: it may be planned (and made) again.
+
+        The record stays, marked ``forgotten``, so the create that follows knows it is a retry
+        and looks the key up first.
+        """
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE drafts SET status = 'forgotten', next_check = NULL "
+                "WHERE key = ? AND status != 'confirmed'",
+                (key,),
+            )
+            self._audit_draft(db, key, now, "draft never made; planned again")
+
+    @staticmethod
+    def _audit_draft(db: sqlite3.Connection, key: str, now: datetime, result: str) -> None:
+        db.execute(
+            "INSERT INTO audit(at, action, referral_id, columns, result) "
+            "SELECT ?, 'draft', referral_id, kind, ? FROM drafts WHERE key = ?",
+            (_iso(now), result, key),
+        )
+
+    def open_drafts(self, now: datetime) -> list[DraftRecord]:
+        """Keys whose fate the outbox must settle now: pending, or unknown and due a look."""
+        return self._draft_records(
+            "WHERE status = 'pending' OR (status = 'unknown' AND next_check <= ?)", (_iso(now),)
+        )
 
     def draft_keys(self) -> frozenset[str]:
         return frozenset(k for (k,) in self.db.execute("SELECT key FROM drafts"))
 
-    def pending_drafts(self) -> list[DraftRecord]:
-        return [
-            DraftRecord(key, rid, kind, rkey, status, ref, datetime.fromisoformat(created))
-            for key, rid, kind, rkey, status, ref, created in self.db.execute(
-                "SELECT key, referral_id, kind, referrer_key, status, ref, created FROM drafts "
-                "WHERE status = 'pending' ORDER BY created"
-            )
-        ]
+    def drafts_adopted(self) -> bool:
+        """Whether this state file has taken in the drafts the mail backend held when it began."""
+        return self.db.execute("SELECT 1 FROM meta WHERE key='drafts_adopted'").fetchone() is not None
+
+    def mark_drafts_adopted(self, now: datetime) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES('drafts_adopted', ?)", (_iso(now),))
 
     # -- status ----------------------------------------------------------------------------
     def recent_runs(self, limit: int = 10) -> list[dict[str, object]]:

@@ -47,8 +47,13 @@ class DraftRecord:
     kind: str
     referrer_key: str
     status: str
+    """``pending`` (journalled, create under way), ``unknown`` (looked for, not found yet),
+    ``confirmed`` (it exists), or ``forgotten`` (never made: it may be planned again)."""
     ref: str
     created: datetime
+    misses: int = 0
+    facets: tuple[str, ...] = ()
+    """Keyed digests of who the draft is for (issue: never twice for the same patient)."""
 
 
 @dataclass(frozen=True)

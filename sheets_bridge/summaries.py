@@ -16,22 +16,22 @@ Two rules shape every cell:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
+from sheets_bridge.gifts import GiftSummary, build_gifts_summary, read_gifts
+from sheets_bridge.ledger import drafted_by_referrer
 from sheets_bridge.metrics import (
     CHART_WEEKS,
     WEEKDAY_NAMES,
-    Gift,
     GroupStats,
     Overview,
     Period,
     Ratio,
     ReferrerRow,
-    SummarySettings,
     empty_stats,
     fmt_date,
-    gift_warnings,
     overview,
     referrer_rows,
     volume_line,
@@ -39,13 +39,21 @@ from sheets_bridge.metrics import (
 from sheets_bridge.model import (
     CHANNELS,
     DASHBOARD_TAB,
+    GIFTS_TAB,
     REFERRERS_TAB,
     SOURCE_TAGS,
     ChartSpec,
     OutValue,
     Referral,
+    Snapshot,
     TabContent,
 )
+from sheets_bridge.settings import SummarySettings
+from sheets_bridge.state_view import StateView
+
+if TYPE_CHECKING:
+    from sheets_bridge.config import BridgeConfig
+    from sheets_bridge.planner import TabBuilder
 
 NO_DATA = "no data"
 TOO_FEW = "too few referrals to judge"
@@ -400,33 +408,45 @@ def build_referrers(
 # Gifts (the tab is staff-owned: this only summarises it for the digest)
 
 
-@dataclass(frozen=True)
-class GiftSummary:
-    """A year of gifts in a few numbers, and the warnings the digest shows."""
+def summary_tabs() -> Sequence[TabBuilder]:
+    """The Dashboard and Referrers tabs as the planner builds them, from the parsed rows, the
+    staff's Gifts tab and the drafts ledger."""
 
-    year: int
-    count: int
-    total_value: float
-    warnings: tuple[str, ...]
+    def build(
+        referrals: Sequence[Referral],
+        now: datetime,
+        config: BridgeConfig,
+        snapshot: Snapshot,
+        view: StateView,
+    ) -> Sequence[TabContent]:
+        gifts_tab = snapshot.tabs.get(GIFTS_TAB)
+        gifts = (
+            build_gifts_summary(
+                read_gifts(
+                    gifts_tab,
+                    now=now,
+                    date_order=config.practice.date_order or "MDY",
+                    date1904=snapshot.date1904,
+                ),
+                config.summaries,
+                now.year,
+            )
+            if gifts_tab is not None
+            else None
+        )
+        drafted = drafted_by_referrer(view, config.tz, referrals)
+        return [
+            build_dashboard(referrals, now, config.summaries, config.practice.name, gifts),
+            build_referrers(referrals, now, config.summaries, drafted),
+        ]
 
-
-def build_gifts_summary(gifts: Sequence[Gift], settings: SummarySettings, year: int) -> GiftSummary:
-    """Count and total of ``year``'s gifts plus every warning; the Gifts tab itself is not touched."""
-    this_year = [g for g in gifts if g.date is not None and g.date.year == year]
-    return GiftSummary(
-        year=year,
-        count=len(this_year),
-        total_value=round(sum(g.value or 0.0 for g in this_year), 2),
-        warnings=tuple(gift_warnings(gifts, settings, year)),
-    )
+    return [build]
 
 
 __all__ = [
     "CHART_NAME",
     "CHART_TITLE",
-    "GiftSummary",
     "build_dashboard",
-    "build_gifts_summary",
     "build_referrers",
     "dashboard_chart",
     "dashboard_chart_range",
@@ -434,4 +454,5 @@ __all__ = [
     "fmt_share",
     "referrer_cells",
     "render_dashboard",
+    "summary_tabs",
 ]

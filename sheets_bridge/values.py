@@ -44,6 +44,7 @@ __all__ = [
     "cell_text",
     "classify_how_heard",
     "comparison_key",
+    "format_moment",
     "has_control_chars",
     "is_blank",
     "parse_choice",
@@ -1150,3 +1151,14 @@ def classify_how_heard(value: CellValue, keywords: Mapping[str, Sequence[str]]) 
         "How Heard is not a known channel: pick one from the list, "
         "or set its tag on the Sources tab",
     )
+
+
+def format_moment(moment: datetime | None, tz: tzinfo | None = None) -> str:
+    """How the bridge writes a time: ISO-like, practice zone, sorts correctly as text.
+
+    Without ``tz`` the moment keeps its own zone (parsed rows are already in the practice's).
+    """
+    if moment is None:
+        return ""
+    m = moment.astimezone(tz) if tz is not None else moment
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d}"

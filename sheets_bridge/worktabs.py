@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 from sheets_bridge.columns import normalize_header
 from sheets_bridge.model import (
@@ -17,13 +18,17 @@ from sheets_bridge.model import (
     FOLLOWUPS_TAB,
     SOURCES_TAB,
     CellValue,
+    CellWrite,
+    DraftRequest,
+    HeaderWrite,
+    Notice,
     OutValue,
     Referral,
     TabContent,
     TabValues,
 )
-from sheets_bridge.rules import format_moment
-from sheets_bridge.values import cell_text, comparison_key, is_blank, source_tag_for
+from sheets_bridge.state_view import StateView
+from sheets_bridge.values import cell_text, comparison_key, format_moment, is_blank, source_tag_for
 
 SOURCES_HEADERS = ("How Heard (as typed)", "Rows", "Channel", "Source Tag", "Use Tag Instead")
 FOLLOWUPS_HEADERS = (
@@ -185,3 +190,46 @@ def _rstrip(row: tuple[str, ...]) -> tuple[str, ...]:
     while end and row[end - 1] == "":
         end -= 1
     return row[:end]
+
+
+def log_rows(state: StateView, tz: tzinfo) -> list[tuple[str, str, str]]:
+    """Earlier Bridge Log lines from the runs table, their times in the practice's zone."""
+    rows = []
+    for started, summary, problems in state.log_rows:
+        try:
+            when = format_moment(datetime.fromisoformat(started), tz)
+        except ValueError:
+            when = started
+        rows.append((when, summary or "No changes", problems))
+    return rows
+
+
+def summarise(
+    assigned: Mapping[str, str],
+    writes: Sequence[CellWrite],
+    headers: Sequence[HeaderWrite],
+    tabs: Sequence[TabContent],
+    drafts: Sequence[DraftRequest],
+    stale: int,
+    notices: Sequence[Notice],
+) -> str:
+    parts = []
+    if headers:
+        parts.append("added columns " + ", ".join(h.header for h in headers))
+    if assigned:
+        parts.append(f"assigned {len(assigned)} Referral IDs")
+    if writes:
+        rows = len({w.row.number for w in writes})
+        parts.append(f"updated {len(writes)} bridge cells in {rows} rows")
+    hand = sum(1 for n in notices if "by hand" in n.message)
+    if hand:
+        parts.append(f"put back {hand} hand-edited cells")
+    if stale:
+        parts.append(f"re-applied {stale} cells reverted by an older copy of the workbook")
+    if drafts:
+        parts.append(f"{len(drafts)} email drafts")
+    titles = [t.title for t in tabs if t.title != BRIDGE_LOG_TAB]
+    if titles:
+        parts.append("rewrote " + ", ".join(titles))
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:]

@@ -10,8 +10,9 @@ import yaml
 from pydantic import BaseModel
 
 from sheets_bridge.cli import build_parser, main
-from sheets_bridge.config import BridgeConfig, EmlMailConfig, LocalSheetConfig, load_config
+from sheets_bridge.config import BridgeConfig, load_config
 from sheets_bridge.mail.eml import EmlFolderDrafter
+from sheets_bridge.settings import EmlMailConfig, LocalSheetConfig
 from sheets_bridge.sheets.xlsx import LocalWorkbook
 
 ROOT = Path(__file__).resolve().parents[1]

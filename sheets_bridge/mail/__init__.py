@@ -31,6 +31,9 @@ class Drafter(Protocol):
     kind: ClassVar[str]
     can_send: ClassVar[bool]
     """Whether :meth:`send` works at all (only the owner's digest is ever sent)."""
+    search_lags: ClassVar[bool]
+    """Whether :meth:`find_all` may miss a draft made moments ago (Gmail's search index does):
+    the outbox then looks again later before it gives a key up."""
 
     def describe(self) -> str:
         """Where the drafts go, for messages (a folder or an account, never message content)."""
@@ -62,6 +65,11 @@ class Drafter(Protocol):
 
     def list_keys(self) -> dict[str, str]:
         """Key -> ref of every draft this drafter can see (rebuilding a lost state file only)."""
+        ...
+
+    def count_waiting(self) -> int | None:
+        """How many drafts the bridge made (not digests) are waiting in the medium now, for the
+        digest's "drafts waiting" line; None when it cannot tell."""
         ...
 
     def created_at(self, key: str) -> datetime | None:

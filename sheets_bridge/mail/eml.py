@@ -46,6 +46,7 @@ class EmlFolderDrafter:
 
     kind: ClassVar[str] = "eml"
     can_send: ClassVar[bool] = False
+    search_lags: ClassVar[bool] = False
 
     def __init__(self, folder: Path | str) -> None:
         self.folder = Path(folder)
@@ -123,6 +124,9 @@ class EmlFolderDrafter:
 
     def prepare(self) -> None:
         self.clean_leftovers()
+
+    def count_waiting(self) -> int | None:
+        return sum(1 for key in self.list_keys() if not key.startswith("digest."))
 
     def clean_leftovers(self) -> int:
         """Remove temp files a crash left behind; returns how many. Call at start, under the lock.

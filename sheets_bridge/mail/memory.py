@@ -16,6 +16,7 @@ class MemoryDrafter:
 
     kind: ClassVar[str] = "memory"
     can_send: ClassVar[bool] = False
+    search_lags: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.messages: dict[str, EmailMessage] = {}
@@ -49,6 +50,9 @@ class MemoryDrafter:
 
     def list_keys(self) -> dict[str, str]:
         return {key: self._ref(key) for key in sorted(self.messages)}
+
+    def count_waiting(self) -> int | None:
+        return sum(1 for key in self.messages if not key.startswith("digest."))
 
     def created_at(self, key: str) -> datetime | None:
         message = self.messages.get(key)

@@ -57,8 +57,8 @@ class SheetBackend(Protocol):
         ...
 
     def link(self) -> str | None:
-        """A link a person can follow to the sheet (a Google Sheet's URL); None when there is
-        none (a workbook on a disk)."""
+        """A link to the sheet: a Google Sheet's URL, a workbook's ``file://`` address; None when
+        there is none (a sheet in memory)."""
         ...
 
     def prepare(self) -> None:
@@ -98,7 +98,7 @@ def open_sheet(config: BridgeConfig, *, step: Callable[[str], None] | None = Non
     ``step`` is the crash harness's hook for the steps inside a backend's save (None in
     production).
     """
-    from sheets_bridge.config import LocalSheetConfig
+    from sheets_bridge.settings import LocalSheetConfig
 
     if isinstance(config.sheet, LocalSheetConfig):
         from sheets_bridge.sheets.xlsx import LocalWorkbook

@@ -75,7 +75,7 @@ class LocalWorkbook:
         return str(self.path)
 
     def link(self) -> str | None:
-        return None
+        return self.path.resolve().as_uri()
 
     def prepare(self) -> None:
         """Remove temp files a crashed save left beside the workbook (F17)."""

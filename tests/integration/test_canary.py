@@ -30,7 +30,7 @@ from openpyxl import load_workbook
 from sheets_bridge.cli import main
 from sheets_bridge.config import load_config
 from sheets_bridge.demo import demo_rows
-from sheets_bridge.drafting import RECIPIENTS
+from sheets_bridge.email_kinds import RECIPIENTS
 from sheets_bridge.runner import run_sync
 
 NY = ZoneInfo("America/New_York")

@@ -27,9 +27,9 @@ from sheets_bridge import digest_run
 from sheets_bridge.cli import main
 from sheets_bridge.config import BridgeConfig, parse_config
 from sheets_bridge.demo import demo_rows, write_demo_workbook
-from sheets_bridge.digest import DigestSettings
 from sheets_bridge.digest_run import SEND_KIND, make_digest, maybe_digest, write_preview
 from sheets_bridge.mail.memory import MemoryDrafter
+from sheets_bridge.settings import DigestSettings
 from sheets_bridge.state import StateStore
 
 NY = ZoneInfo("America/New_York")

@@ -35,7 +35,7 @@ from openpyxl import load_workbook
 from sheets_bridge.config import load_config
 from sheets_bridge.cycle import CycleReport
 from sheets_bridge.demo import demo_rows
-from sheets_bridge.drafting import KIND_LABELS, RECIPIENTS
+from sheets_bridge.email_kinds import KIND_LABELS, RECIPIENTS
 from sheets_bridge.runner import run_sync
 
 NY = ZoneInfo("America/New_York")

@@ -21,14 +21,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sheets_bridge.config import EmlMailConfig, GmailMailConfig, PracticeConfig
-from sheets_bridge.drafting import KINDS, DraftHistory, DraftsSettings, TemplateSet, plan_drafts
+from sheets_bridge.drafting import plan_drafts
+from sheets_bridge.email_kinds import KINDS
+from sheets_bridge.email_templates import TemplateSet
 from sheets_bridge.errors import BackendError
+from sheets_bridge.ledger import DraftHistory
 from sheets_bridge.mail import Drafter, open_drafter
 from sheets_bridge.mail.eml import EmlFolderDrafter
 from sheets_bridge.mail.memory import MemoryDrafter
 from sheets_bridge.messages import KEY_HEADER, build_message
 from sheets_bridge.model import DraftRequest, Referral
+from sheets_bridge.settings import DraftsSettings, EmlMailConfig, GmailMailConfig, PracticeConfig
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=ZoneInfo("America/New_York"))
 POSIX = os.name == "posix"

@@ -25,7 +25,6 @@ from test_metrics import GOLDEN, NOW, NY, SETTINGS, at, gifts_tab, make_referral
 
 from sheets_bridge.digest import (
     Digest,
-    DigestSettings,
     DraftsWaiting,
     build_digest,
     chart_png,
@@ -34,8 +33,10 @@ from sheets_bridge.digest import (
     preview_html,
     render_digest,
 )
-from sheets_bridge.metrics import bottlenecks, read_gifts
+from sheets_bridge.gifts import read_gifts
+from sheets_bridge.metrics import bottlenecks
 from sheets_bridge.model import Referral, TabValues
+from sheets_bridge.settings import DigestSettings
 
 PRACTICE = "Harbor Physio"
 
@@ -54,7 +55,7 @@ def gifts_with_a_name_in_an_item() -> TabValues:
 
 
 def digest(referrals: tuple[Referral, ...] = GOLDEN, now: datetime = NOW, **kw: Any) -> Digest:
-    kw.setdefault("gifts", read_gifts(gifts_with_a_name_in_an_item()))
+    kw.setdefault("gifts", read_gifts(gifts_with_a_name_in_an_item(), now=NOW))
     kw.setdefault("drafts", DraftsWaiting(3, 10, "the drafts folder"))
     kw.setdefault("sheet_link", "file:///practice/referrals.xlsx")
     return build_digest(referrals, now, practice_name=PRACTICE, summaries=SETTINGS, **kw)

@@ -15,23 +15,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from sheets_bridge.config import PracticeConfig
-from sheets_bridge.drafting import (
-    KINDS,
-    RECIPIENTS,
-    DraftHistory,
-    DraftsSettings,
-    TemplateSet,
-    build_context,
-    draft_key,
-    first_name_of,
-    plan_drafts,
-    quarter_of,
-    referrer_key,
-    referrer_of_key,
-    template_names,
-)
+from sheets_bridge.draft_keys import draft_key, quarter_of, referrer_of_key
+from sheets_bridge.drafting import plan_drafts
+from sheets_bridge.email_context import build_context, first_name_of
+from sheets_bridge.email_kinds import KINDS, RECIPIENTS, template_names
+from sheets_bridge.email_templates import TemplateSet
+from sheets_bridge.identity import referrer_key
+from sheets_bridge.ledger import DraftHistory
 from sheets_bridge.model import DraftRequest, Referral
+from sheets_bridge.settings import DraftsSettings, PracticeConfig
 
 TZ = ZoneInfo("America/New_York")
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=TZ)

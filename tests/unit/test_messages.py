@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sheets_bridge.config import PracticeConfig
-from sheets_bridge.drafting import KINDS, DraftHistory, DraftsSettings, TemplateSet, plan_drafts
+from sheets_bridge.drafting import plan_drafts
+from sheets_bridge.email_kinds import KINDS
+from sheets_bridge.email_templates import TemplateSet
+from sheets_bridge.ledger import DraftHistory
 from sheets_bridge.messages import (
     KEY_HEADER,
     HeaderInjectionError,
@@ -25,6 +27,7 @@ from sheets_bridge.messages import (
     parse_address,
 )
 from sheets_bridge.model import DraftRequest, Referral
+from sheets_bridge.settings import DraftsSettings, PracticeConfig
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=ZoneInfo("America/New_York"))
 FROM = "frontdesk@riverside.example"

@@ -37,28 +37,25 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from sheets_bridge.gifts import Gift, gift_warnings, is_cash_equivalent, read_gifts
+from sheets_bridge.identity import referrer_key_of
 from sheets_bridge.metrics import (
-    Gift,
     GroupStats,
     Period,
     Ratio,
-    SummarySettings,
     bottlenecks,
     by_channel,
     by_source_tag,
-    gift_warnings,
     group_stats,
-    is_cash_equivalent,
     overview,
     periods,
-    read_gifts,
-    referrer_key,
     referrer_rows,
     stall_alert,
     stats_by,
     weekly_counts,
 )
 from sheets_bridge.model import DateSerial, Referral, TabValues
+from sheets_bridge.settings import SummarySettings
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2025, 11, 12, 10, 0, tzinfo=NY)
@@ -386,7 +383,7 @@ def test_contact_before_received_is_not_timed() -> None:
 
 def test_referrer_rows_golden() -> None:
     drafted = {
-        referrer_key("dr  ann LEE", "Lee clinic"): {
+        referrer_key_of("dr  ann LEE", "Lee clinic"): {
             "referrer_acknowledgement": date(2025, 11, 10),
             "referrer acknowledgement": date(2025, 11, 3),
             "referrer_checkin": date(2025, 6, 1),
@@ -544,7 +541,7 @@ def gifts_tab() -> TabValues:
 
 
 def test_read_gifts() -> None:
-    gifts = read_gifts(gifts_tab())
+    gifts = read_gifts(gifts_tab(), now=NOW)
     assert len(gifts) == 10
     first = gifts[0]
     assert first == Gift(2, date(2025, 1, 15), "Dr Ann Lee", "Provider", "Fruit basket", 45.0)
@@ -555,12 +552,12 @@ def test_read_gifts() -> None:
     assert odd.row == 11 and odd.date is None and odd.value is None
     assert odd.problems == ("the Date cannot be read", "the Retail Value is not an amount")
     assert gifts[9].problems == ("the Recipient Type is neither Patient nor Provider",)
-    assert read_gifts(None) == []
-    assert read_gifts(TabValues("Gifts", (("Something", "else"),))) == []
+    assert read_gifts(None, now=NOW) == []
+    assert read_gifts(TabValues("Gifts", (("Something", "else"),)), now=NOW) == []
 
 
 def test_gift_warnings() -> None:
-    lines = gift_warnings(read_gifts(gifts_tab()), SETTINGS, 2025)
+    lines = gift_warnings(read_gifts(gifts_tab(), now=NOW), SETTINGS, 2025)
     assert lines == [
         "Gifts row 5: $20.00 for a patient is over the $15.00 limit for one item.",
         (
@@ -581,7 +578,7 @@ def test_gift_warnings() -> None:
         ),
     ]
     assert all("Quillon" not in line and "Vantablack" not in line for line in lines)
-    earlier = gift_warnings(read_gifts(gifts_tab()), SETTINGS, 2024)
+    earlier = gift_warnings(read_gifts(gifts_tab(), now=NOW), SETTINGS, 2024)
     assert "Gifts row 12: the Recipient Type is neither Patient nor Provider." in earlier
 
 
@@ -603,7 +600,7 @@ def test_cash_equivalents(item: str, cash: bool) -> None:
 
 
 def test_drafted_dates_found_under_the_drafting_ledger_key() -> None:
-    from sheets_bridge.drafting import referrer_key as drafting_key
+    from sheets_bridge.identity import referrer_key as drafting_key
 
     drafted = {drafting_key(GOLDEN[0]): {"referrer_checkin": date(2025, 9, 1)}}
     lee = referrer_rows(GOLDEN, NOW, SETTINGS, drafted)[0]

@@ -17,13 +17,8 @@ from sheets_bridge.columns import resolve_columns
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.identity import row_identity
 from sheets_bridge.model import FOLLOWUPS_TAB, STAFF_COLUMNS, CellValue, Referral, SheetRow
-from sheets_bridge.rules import (
-    RuleContext,
-    follow_up_due,
-    format_moment,
-    is_empty_row,
-    read_referral,
-)
+from sheets_bridge.rules import RuleContext, follow_up_due, is_empty_row, read_referral
+from sheets_bridge.values import format_moment
 
 UTC = ZoneInfo("UTC")
 COLS = resolve_columns(STAFF_COLUMNS, {})

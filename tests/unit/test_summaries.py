@@ -10,15 +10,10 @@ from datetime import date, timedelta
 # The golden dataset lives beside these tests (pytest puts this folder on sys.path).
 from test_metrics import GOLDEN, NOW, PT, SETTINGS, P, S, at, gifts_tab, make_referral
 
-from sheets_bridge.metrics import read_gifts, referrer_key
+from sheets_bridge.gifts import build_gifts_summary, read_gifts
+from sheets_bridge.identity import referrer_key_of
 from sheets_bridge.model import OutValue, Referral, TabContent
-from sheets_bridge.summaries import (
-    TOO_FEW,
-    build_dashboard,
-    build_gifts_summary,
-    build_referrers,
-    dashboard_chart_range,
-)
+from sheets_bridge.summaries import TOO_FEW, build_dashboard, build_referrers, dashboard_chart_range
 
 PRACTICE = "Harbor Physio"
 
@@ -177,7 +172,7 @@ def test_tabs_are_deterministic_whatever_the_row_order() -> None:
 
 def test_referrers_tab() -> None:
     drafted = {
-        referrer_key("Dr Ann Lee", "Lee Clinic"): {"referrer_acknowledgement": date(2025, 11, 10)}
+        referrer_key_of("Dr Ann Lee", "Lee Clinic"): {"referrer_acknowledgement": date(2025, 11, 10)}
     }
     tab = build_referrers(GOLDEN, NOW, SETTINGS, drafted)
     assert tab.title == "Referrers"
@@ -218,13 +213,13 @@ def test_referrers_tab_with_no_referrers() -> None:
 
 
 def test_gifts_summary() -> None:
-    summary = build_gifts_summary(read_gifts(gifts_tab()), SETTINGS, 2025)
+    summary = build_gifts_summary(read_gifts(gifts_tab(), now=NOW), SETTINGS, 2025)
     assert (summary.year, summary.count, summary.total_value) == (2025, 8, 620.5)
     assert len(summary.warnings) == 5
 
 
 def test_the_dashboard_shows_the_years_gifts_and_every_warning() -> None:
-    summary = build_gifts_summary(read_gifts(gifts_tab()), SETTINGS, 2025)
+    summary = build_gifts_summary(read_gifts(gifts_tab(), now=NOW), SETTINGS, 2025)
     tab = build_dashboard(GOLDEN, NOW, SETTINGS, "Harbor Physio", summary)
     first = [row[0] for row in tab.rows]
     start = first.index("Gifts 2025 (from the Gifts tab)")
@@ -284,5 +279,5 @@ def test_canary_no_patient_data_in_summary_tabs() -> None:
         for r in refs:
             for secret in (r.first_name, r.last_name, r.email, r.phone, r.reason):
                 assert secret and secret not in text, secret
-    warnings = "\n".join(build_gifts_summary(read_gifts(gifts_tab()), SETTINGS, 2025).warnings)
+    warnings = "\n".join(build_gifts_summary(read_gifts(gifts_tab(), now=NOW), SETTINGS, 2025).warnings)
     assert GOLDEN[0].first_name not in warnings and GOLDEN[0].last_name not in warnings

@@ -1,0 +1,248 @@
+"""Referral IDs: every row keeps its own, whatever staff do to the rows (B22-B24, R5).
+
+The second phase of a plan. Rows are taken as they are now (empty ones left out, merged values
+filled in), the circuit breakers look for a sheet that lost most of its referrals, and each row
+gets its Referral ID:
+
+- a row carrying an ID the bridge issued keeps it; of several rows carrying the same ID (a copy),
+  the one that is still the same patient keeps it and the others get new IDs (B23);
+- a row whose ID was cleared gets it back by its identity (names and Received), and one whose ID
+  was typed over gets the original back when its identity tells which it was, else it is blocked
+  (Attention only) until a person puts it right (B24);
+- a row that is new gets the next number, never one used before.
+
+The state keeps each ID's row identity as a digest, never the names. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from sheets_bridge.identity import format_id, id_number, row_fingerprint, row_identity
+from sheets_bridge.layout import Layout
+from sheets_bridge.model import ReferralsTab, SheetRow
+from sheets_bridge.rules import is_empty_row
+from sheets_bridge.settings import SyncConfig
+from sheets_bridge.state_view import StateView
+from sheets_bridge.values import cell_text
+
+__all__ = ["IdAssignment", "RowWork", "assign_ids", "breaker", "collect_rows"]
+
+_EDITED_ID = (
+    "Referral ID was changed by hand and the bridge cannot tell which referral this is: "
+    "put back the original ID, or clear the cell to get a new one"
+)
+
+#: (row number, ID in the cell, staff fingerprint) -> the ID an earlier plan of this same cycle
+#: gave that row: drafts were already made under it, so a second plan must not renumber.
+CarriedIds = Mapping[tuple[int, str, str], str]
+
+
+@dataclass
+class RowWork:
+    """Working data for one non-empty row while the plan is made."""
+
+    sheet: SheetRow
+    identity: str
+    fingerprint: str
+    current_id: str
+    final_id: str = ""
+    notices: list[str] = field(default_factory=list)
+    blocked: bool = False
+    """Attention only, no other writes (an unmatched edited ID, an ID in merged cells)."""
+    block_reason: str = _EDITED_ID
+
+    @property
+    def key(self) -> tuple[int, str, str]:
+        return (self.sheet.number, self.current_id, self.fingerprint)
+
+
+def collect_rows(
+    tab: ReferralsTab,
+    layout: Layout,
+    fingerprints: dict[tuple[object, ...], str] | None = None,
+) -> list[RowWork]:
+    """The tab's non-empty rows, merged values filled in (B1, B3).
+
+    ``fingerprints`` memoises staff fingerprints across the plans of one cycle.
+    """
+    cols = layout.cols
+    staff = cols.staff
+    staff_key = tuple(sorted(staff.items()))
+    id_col = cols.bridge.get("Referral ID")
+
+    def fingerprint(sheet_row: SheetRow) -> str:
+        if fingerprints is None:
+            return row_fingerprint(sheet_row.values, staff)
+        key = (staff_key, sheet_row.values)
+        found = fingerprints.get(key)
+        if found is None:
+            found = fingerprints[key] = row_fingerprint(sheet_row.values, staff)
+        return found
+
+    rows: list[RowWork] = []
+    for sheet_row in tab.rows:
+        override = layout.overrides.get(sheet_row.number)
+        if override:
+            values = list(sheet_row.values)
+            for col, value in override.items():
+                values.extend([None] * (col + 1 - len(values)))
+                values[col] = value
+            sheet_row = replace(sheet_row, values=tuple(values))
+        if is_empty_row(sheet_row, cols):
+            continue
+        current = cell_text(sheet_row.get(id_col)).strip()
+        rows.append(
+            RowWork(
+                sheet=sheet_row,
+                identity=row_identity(sheet_row, staff),
+                # Only a row without an ID is found by its fingerprint at write time.
+                fingerprint="" if current else fingerprint(sheet_row),
+                current_id=current,
+            )
+        )
+    return rows
+
+
+def breaker(
+    rows: list[RowWork], title: str, state: StateView, sync: SyncConfig
+) -> str | None:
+    """R5: the reason to write nothing when the tab looks emptied or lost most of its IDs."""
+    previously = {rid for rid, rec in state.ids.items() if rec.present}
+    if len(previously) < sync.min_rows_for_breaker:
+        return None
+    if not rows:
+        return (
+            f"The {title} tab is empty but held {len(previously)} referrals last time: "
+            "nothing was written. Restore the rows (File > Version history, or a backup), "
+            "or run `sheets-bridge sync --force` if emptying it was on purpose"
+        )
+    found = {r.current_id for r in rows if r.current_id}
+    missing = previously - found
+    if len(missing) > sync.max_missing_ids_fraction * len(previously):
+        return (
+            f"{len(missing)} of the {len(previously)} Referral IDs seen last time are gone "
+            f"from the {title} tab: nothing was written. Check that no rows were deleted "
+            "or IDs cleared by mistake, or run `sheets-bridge sync --force` if it was on "
+            "purpose"
+        )
+    return None
+
+
+@dataclass
+class IdAssignment:
+    """The IDs this plan issues (ID -> row identity) and the next number after them."""
+
+    assigned: dict[str, str]
+    next_number: int
+
+
+def assign_ids(
+    rows: list[RowWork],
+    layout: Layout,
+    state: StateView,
+    carried: CarriedIds | None = None,
+) -> IdAssignment:
+    """Give every row its final Referral ID (``RowWork.final_id``), blocking what cannot be told."""
+    id_col = layout.columns.get("Referral ID")
+    found = {r.current_id for r in rows if r.current_id}
+    next_number = state.next_id_number
+    for rid in (*found, *state.ids):
+        seen_number = id_number(rid)
+        if seen_number is not None and (state.fresh or rid in state.ids):
+            next_number = max(next_number, seen_number + 1)
+    assigned: dict[str, str] = {}
+
+    def issue(identity: str) -> str:
+        nonlocal next_number
+        rid = format_id(next_number)
+        next_number += 1
+        assigned[rid] = identity
+        return rid
+
+    groups: dict[str, list[RowWork]] = {}
+    for r in rows:
+        if r.current_id:
+            groups.setdefault(r.current_id, []).append(r)
+    identity_to_missing: dict[str, list[str]] = {}
+    for rid, rec in state.ids.items():
+        if rid not in found:
+            identity_to_missing.setdefault(rec.identity, []).append(rid)
+
+    def restore_by_identity(r: RowWork) -> str | None:
+        candidates = identity_to_missing.get(r.identity, [])
+        return candidates.pop() if len(candidates) == 1 else None
+
+    pending_new: list[RowWork] = []
+    for rid, members in groups.items():
+        known = rid in state.ids or state.fresh and id_number(rid) is not None
+        if not known:
+            for r in members:
+                restored = restore_by_identity(r)
+                if restored:
+                    r.final_id = restored
+                    r.notices.append(
+                        f"Referral ID was changed by hand: the bridge put back {restored}"
+                    )
+                else:
+                    r.blocked = True
+                    r.final_id = ""
+            continue
+        keeper = members[0]
+        if len(members) > 1:
+            id_record = state.ids.get(rid)
+            matching = [
+                m for m in members if id_record is not None and m.identity == id_record.identity
+            ]
+            keeper = matching[0] if matching else members[0]
+        keeper.final_id = rid
+        for r in members:
+            if r is not keeper:
+                pending_new.append(r)
+                r.notices.append(
+                    f"This row carried the same Referral ID as another row ({rid}), as a copy "
+                    "does: it got its own ID"
+                )
+    carried = carried or {}
+    for r in rows:
+        if not r.current_id and r.key in carried:
+            r.final_id = carried[r.key]
+            assigned[r.final_id] = r.identity
+            next_number = max(next_number, (id_number(r.final_id) or 0) + 1)
+            pool = identity_to_missing.get(r.identity)
+            if pool and r.final_id in pool:
+                pool.remove(r.final_id)
+    for r in rows:
+        if r.final_id:
+            continue
+        if not r.current_id and id_col is not None and (r.sheet.number, id_col) in layout.blocked_cells:
+            # B3: the ID cell is inside merged cells, so no ID can be written for this row;
+            # issuing one every cycle would only burn numbers.
+            r.blocked = True
+            r.block_reason = (
+                "Referral ID is in merged cells: unmerge them so the bridge can give this row "
+                "its own ID"
+            )
+            continue
+        if not r.current_id:
+            restored = restore_by_identity(r)
+            if restored:
+                r.final_id = restored
+                # A pending ID was journalled by a cycle that died before the sheet was written:
+                # the row never showed it, so nobody cleared it.
+                if not state.ids[restored].pending:
+                    r.notices.append(
+                        f"Referral ID was cleared by hand: the bridge put back {restored}"
+                    )
+            else:
+                pending_new.append(r)
+    for r in sorted(pending_new, key=lambda item: item.sheet.number):
+        again = carried.get(r.key)
+        if again and again not in assigned:
+            r.final_id = again
+            assigned[again] = r.identity
+            next_number = max(next_number, (id_number(again) or 0) + 1)
+        else:
+            r.final_id = issue(r.identity)
+    return IdAssignment(assigned, next_number)

@@ -1,0 +1,278 @@
+"""Every section of the config file as a pydantic model: strict, frozen, with messages that say why.
+
+This is the bottom of the package: it imports only the product's vocabulary (``model``,
+``email_kinds``), so anything may read settings and nothing here reaches for drafting, metrics
+or the digest. :mod:`sheets_bridge.config` assembles the sections into one ``BridgeConfig`` and
+loads the YAML file; ``config.example.yaml`` documents every key (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sheets_bridge.email_kinds import EXTRA_FIELDS, KINDS, REFERRER_KINDS
+from sheets_bridge.model import CHANNELS, REFERRALS_TAB, STAFF_COLUMNS
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class SettingsModel(BaseModel):
+    """Strict (unknown keys fail, so a typo is reported) and frozen, like the whole config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BusinessHours(SettingsModel):
+    """When the practice answers the phone; a Follow-up Due outside them moves to the next opening."""
+
+    start: time = time(8, 0)
+    end: time = time(17, 0)
+    open_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> BusinessHours:
+        if self.end <= self.start:
+            raise ValueError("end must be later than start (for example start: '08:00', end: '17:00')")
+        if not self.open_days:
+            raise ValueError("open_days must list at least one day, like [mon, tue, wed, thu, fri]")
+        return self
+
+
+class PracticeConfig(SettingsModel):
+    name: str
+    timezone: str = "America/New_York"
+    owner_email: str
+    phone_region: str = "US"
+    date_order: Literal["MDY", "DMY"] | None = "MDY"
+    signature: str = ""
+    designated_contact: str = ""
+    phone: str = ""
+    address: str = ""
+    business_hours: BusinessHours = BusinessHours()
+    holidays: tuple[date, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name like 'America/New_York'"
+            ) from None
+        return value
+
+    @field_validator("owner_email")
+    @classmethod
+    def _plain_address(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value.strip()):
+            raise ValueError("must be one email address, like owner@example.com")
+        return value.strip()
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise ValueError("must be a two-letter country code like US or GB")
+        return value.upper()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class LocalSheetConfig(SettingsModel):
+    kind: Literal["local"] = "local"
+    path: Path
+    tab: str = REFERRALS_TAB
+    allow_lossy_save: bool = False
+
+
+class GoogleSheetConfig(SettingsModel):
+    kind: Literal["google"]
+    spreadsheet_id: str
+    tab: str = REFERRALS_TAB
+    credentials: Path | None = None
+    endpoint: str | None = None
+
+
+SheetConfig = Annotated[LocalSheetConfig | GoogleSheetConfig, Field(discriminator="kind")]
+
+
+class EmlMailConfig(SettingsModel):
+    kind: Literal["eml"] = "eml"
+    path: Path
+
+
+class GmailMailConfig(SettingsModel):
+    kind: Literal["gmail"]
+    credentials: Path | None = None
+    endpoint: str | None = None
+
+
+MailConfig = Annotated[EmlMailConfig | GmailMailConfig, Field(discriminator="kind")]
+
+
+class ColumnsConfig(SettingsModel):
+    """Other names a practice uses for the staff columns (case, spacing, punctuation ignored)."""
+
+    aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("aliases")
+    @classmethod
+    def _known_columns(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        unknown = [name for name in value if name not in STAFF_COLUMNS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} is not a staff column; aliases are keyed by one of: "
+                + ", ".join(STAFF_COLUMNS)
+            )
+        return value
+
+
+class SyncConfig(SettingsModel):
+    contact_window_hours: float = Field(24, gt=0, le=48)
+    duplicate_window_days: int = Field(14, ge=0)
+    max_missing_ids_fraction: float = Field(0.5, gt=0, le=1)
+    min_rows_for_breaker: int = Field(10, ge=1)
+    notice_hours: float = Field(24, ge=0)
+
+
+class SourcesConfig(SettingsModel):
+    """How free text typed into How Heard maps to a channel, by whole-word keywords."""
+
+    keywords: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("keywords")
+    @classmethod
+    def _known_channels(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        unknown = [name for name in value if name not in CHANNELS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} is not a channel; use one of: " + ", ".join(CHANNELS)
+            )
+        return value
+
+
+class ScheduleConfig(SettingsModel):
+    """How often the daemon (``sheets-bridge run``) syncs; the digest has its own day and hour."""
+
+    sync_minutes: int = Field(5, ge=1, le=1440)
+
+
+class DraftsSettings(SettingsModel):
+    """The ``drafts:`` section of the config: which kinds run, their timing and templates.
+
+    Frozen and strict (unknown keys fail) like the rest of the config, so a typo such as
+    ``reminder_hour`` is reported instead of silently ignored.
+    """
+
+    recent_window_days: int = Field(7, ge=0)
+    templates_dir: Path | None = None
+    allow_fields: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    referrer_updates_without_consent: bool = False
+    reminder_hours: int = Field(48, gt=0)
+    feedback_after_days: int = Field(28, ge=1)
+    checkin_quiet_days: int = Field(90, ge=1)
+    kinds: dict[str, bool] = Field(default_factory=dict)
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, bool]) -> dict[str, bool]:
+        unknown = [name for name in value if name not in KINDS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} is not an email kind; use one of: " + ", ".join(KINDS)
+            )
+        return value
+
+    @field_validator("allow_fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for kind, names in value.items():
+            if kind not in KINDS:
+                raise ValueError(f"{kind} is not an email kind; use one of: " + ", ".join(KINDS))
+            if kind in REFERRER_KINDS and names:
+                raise ValueError(
+                    f"{kind} is about a referrer, not one patient, so it cannot use "
+                    + ", ".join(names)
+                )
+            unknown = [name for name in names if name not in EXTRA_FIELDS]
+            if unknown:
+                raise ValueError(
+                    f"{kind}: {', '.join(unknown)} cannot be allowed; the fields a template may "
+                    "be allowed on purpose are: " + ", ".join(EXTRA_FIELDS)
+                )
+        return value
+
+    def is_enabled(self, kind: str) -> bool:
+        """Every kind runs unless ``drafts.kinds`` switches it off."""
+        return self.kinds.get(kind, True)
+
+    def allowed_extras(self, kind: str) -> tuple[str, ...]:
+        return self.allow_fields.get(kind, ())
+
+
+class SummarySettings(SettingsModel):
+    """Thresholds for flags and alerts; mounted in the config as ``summaries:``.
+
+    Every default is a judgement a practice may tune; ``docs/metrics.md`` explains each.
+    """
+
+    week_starts: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    min_sample: int = Field(5, ge=1)
+    """Below this many referrals a referrer is not ranked or flagged High-quality, and it says so."""
+    high_quality_min_referrals: int = Field(5, ge=1)
+    """High-quality needs at least this many referrals received in the last 365 days."""
+    lapsed_days: int = Field(90, ge=1)
+    """Lapsed: no referral for this many days (and at least one before)."""
+    new_days: int = Field(30, ge=1)
+    """New: the referrer's first referral came within this many days."""
+    stall_ratio: float = Field(0.5, gt=0, le=1)
+    """Stall: last full week's volume below this fraction of the 4 full weeks before it."""
+    stall_min_average: float = Field(3.0, ge=0)
+    """No stall alert while the trailing weekly average is below this (too small to mean much)."""
+    stuck_factor: float = Field(2.0, gt=1)
+    """A row is stuck when it has waited longer than this many times the practice's usual time."""
+    gift_patient_item_limit: float = Field(15.0, ge=0)
+    gift_patient_year_limit: float = Field(75.0, ge=0)
+    gift_provider_year_limit: float = Field(507.0, ge=0)
+    """42 CFR 411.357(k) non-monetary compensation limit; CMS adjusts it every 1 January."""
+
+
+
+
+class DigestSettings(SettingsModel):
+    """When the digest goes out and how; mounted in the config as ``digest:``.
+
+    Drafting is the default: the owner's inbox gets nothing a person did not choose to send
+    until ``send: true`` says so, and even then only a mail backend that can send does.
+    """
+
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    """The day of the (ISO, Monday-first) week on which the digest is made."""
+    hour: int = Field(7, ge=0, le=23)
+    """The hour, in the practice's time zone, from which the digest is made that day."""
+    send: bool = False
+    """Send the digest directly instead of drafting it (needs a mail backend that can send)."""
+    sheet_link: str = ""
+    """Where "Open the sheet" points; empty means the workbook's file:// address (or the Google
+    Sheet's address)."""
+
+    @field_validator("sheet_link")
+    @classmethod
+    def _web_or_file(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"(?i)^(https?|file)://[^\s<>\"]+$", value):
+            raise ValueError(
+                "must be an http(s):// or file:// address, like "
+                "https://docs.google.com/spreadsheets/d/..."
+            )
+        return value
