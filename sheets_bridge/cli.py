@@ -12,9 +12,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 
+from sheets_bridge.clock import parse_now
 from sheets_bridge.config import BridgeConfig, load_config
 from sheets_bridge.errors import (
     BridgeError,
@@ -23,19 +23,8 @@ from sheets_bridge.errors import (
     StateLockedError,
     WorkbookBusyError,
 )
-from sheets_bridge.settings import LocalSheetConfig
 
 log = logging.getLogger("sheets_bridge")
-
-
-def _now(config: BridgeConfig, override: str | None) -> datetime:
-    """The current time in the practice's zone; ``--now`` pins it (demos, reproducible output)."""
-    if override:
-        moment = datetime.fromisoformat(override)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=config.tz)
-        return moment.astimezone(config.tz)
-    return datetime.now(config.tz)
 
 
 def _config(args: argparse.Namespace) -> BridgeConfig:
@@ -44,10 +33,11 @@ def _config(args: argparse.Namespace) -> BridgeConfig:
 
 # -- sync ------------------------------------------------------------------------------------
 def cmd_sync(args: argparse.Namespace) -> int:
+    from sheets_bridge.report import report_lines
     from sheets_bridge.runner import run_sync
 
     config = _config(args)
-    now = _now(config, args.now)
+    now = parse_now(args.now, config.tz)
     report = run_sync(config, now=now, dry_run=args.dry_run, force=args.force)
     if args.json:
         result = report.result
@@ -72,52 +62,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
             )
         )
     else:
-        _print_report(report, config, dry_run=args.dry_run)
+        for line in report_lines(report, config, dry_run=args.dry_run):
+            print(line)
     if report.outcome == "stopped":
         return SafetyStopError.exit_code
     return 0
-
-
-def _print_report(report: object, config: BridgeConfig, *, dry_run: bool) -> None:
-    from sheets_bridge.cycle import CycleReport
-
-    assert isinstance(report, CycleReport)
-    verb = "to write" if dry_run else "written"
-    print(f"Sheet: {_where(config)}")
-    print(f"Rows read: {report.rows_read} ({report.referrals} referrals)")
-    print(f"Rows with problems (see their Attention cells): {report.rows_with_problems}")
-    if report.outcome == "stopped":
-        print(f"STOPPED, nothing written: {report.stop_reason}")
-        return
-    if report.outcome == "quiet":
-        print("Nothing to change: the sheet was left untouched.")
-    if report.ids_assigned:
-        print(f"Referral IDs assigned: {report.ids_assigned}")
-    if report.headers_added:
-        print(f"Columns added: {', '.join(report.headers_added)}")
-    print(f"Cells {verb}: {report.cells_written}")
-    if report.cells_skipped:
-        print(f"Cells skipped (the row moved or changed; next cycle retries): {report.cells_skipped}")
-    print(f"Tabs {verb}: {', '.join(report.tabs_written) or 'none'}")
-    if dry_run and report.result is not None:
-        drafts = report.result.plan.drafts
-        print(f"Drafts it would make: {len(drafts)}")
-    else:
-        print(f"Drafts made: {len(report.drafts_made)}" + (f" (in {_drafts_where(config)})"
-                                                          if report.drafts_made else ""))
-    for problem in report.problems:
-        print(f"  - {problem.message}")
-
-
-def _where(config: BridgeConfig) -> str:
-    if isinstance(config.sheet, LocalSheetConfig):
-        return f"{config.sheet.path} (tab {config.sheet.tab})"
-    return f"Google Sheet {config.sheet.spreadsheet_id}"
-
-
-def _drafts_where(config: BridgeConfig) -> str:
-    path = getattr(config.mail, "path", None)
-    return str(path) if path else "Gmail drafts"
 
 
 # -- check -----------------------------------------------------------------------------------
@@ -188,7 +137,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from sheets_bridge.digest_run import make_digest, write_preview
 
     config = _config(args)
-    now = _now(config, args.now)
+    now = parse_now(args.now, config.tz)
     if args.preview:
         path = write_preview(config, now, Path(args.preview))
         print(f"Digest preview written to {path.resolve()} (nothing was drafted or sent)")

@@ -83,8 +83,16 @@ def parse_config(data: Any, *, base: Path, source: str = "config") -> BridgeConf
         updates["sheet"] = config.sheet.model_copy(
             update={"path": _resolve(base, config.sheet.path)}
         )
+    elif config.sheet.credentials is not None:
+        updates["sheet"] = config.sheet.model_copy(
+            update={"credentials": _resolve(base, config.sheet.credentials)}
+        )
     if isinstance(config.mail, EmlMailConfig):
         updates["mail"] = config.mail.model_copy(update={"path": _resolve(base, config.mail.path)})
+    elif config.mail.credentials is not None:
+        updates["mail"] = config.mail.model_copy(
+            update={"credentials": _resolve(base, config.mail.credentials)}
+        )
     if config.drafts.templates_dir is not None:
         updates["drafts"] = config.drafts.model_copy(
             update={"templates_dir": _resolve(base, config.drafts.templates_dir)}

@@ -19,10 +19,12 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
 
 def run_demo(folder: Path, *, now: str | None = None, fresh: bool = False) -> int:
     """Create the demo practice if needed, run one sync, print what happened and where."""
-    from sheets_bridge.cli import _now, _print_report
+    from sheets_bridge.clock import parse_now
     from sheets_bridge.demo import demo_rows, write_demo_workbook
     from sheets_bridge.digest_run import write_preview
+    from sheets_bridge.draft_keys import DraftKey
     from sheets_bridge.email_kinds import KIND_LABELS
+    from sheets_bridge.report import report_lines
     from sheets_bridge.runner import run_sync
 
     folder = folder.resolve()
@@ -33,7 +35,7 @@ def run_demo(folder: Path, *, now: str | None = None, fresh: bool = False) -> in
     if not config_path.exists():
         shutil.copyfile(EXAMPLE, config_path)
     config = load_config(config_path)
-    moment = _now(config, now)
+    moment = parse_now(now, config.tz)
     workbook = config.sheet.path  # type: ignore[union-attr]
     created = False
     if not workbook.exists():
@@ -42,10 +44,12 @@ def run_demo(folder: Path, *, now: str | None = None, fresh: bool = False) -> in
     print(f"Demo practice: {config.practice.name}")
     print(f"Workbook {'created' if created else 'reused'}: {workbook}")
     report = run_sync(config, now=moment)
-    _print_report(report, config, dry_run=False)
+    for line in report_lines(report, config, dry_run=False):
+        print(line)
     drafts_dir = getattr(config.mail, "path", None)
     if drafts_dir is not None and report.drafts_made:
-        kinds = Counter(key.split(".")[1] for key in report.drafts_made if "." in key)
+        parsed = (DraftKey.parse(key) for key in report.drafts_made)
+        kinds = Counter(key.kind for key in parsed if key is not None)
         for kind, count in sorted(kinds.items()):
             print(f"  {count} x {KIND_LABELS.get(kind, kind)}")
         print(f"  e.g. {drafts_dir / (report.drafts_made[0] + '.eml')}")

@@ -22,6 +22,12 @@ class ConfigError(BridgeError):
         self.problems = problems or []
 
 
+class UsageError(BridgeError):
+    """A command line the bridge cannot act on (a ``--now`` that is not a time, say)."""
+
+    exit_code = 2
+
+
 class SheetSchemaError(ConfigError):
     """The sheet lacks something the bridge cannot work without (a tab, a header row)."""
 

@@ -1,8 +1,9 @@
 """Child process for the kill-at-every-step harness (RELIABILITY.md harness K, R8).
 
-    python crash_child.py CONFIG NOW [KILL_AT]
+    python crash_child.py CONFIG NOW [KILL_AT] [sync|digest]
 
-Runs one ``run_sync`` at the fixed aware time ``NOW`` (ISO 8601). Every journalled step the
+Runs one ``run_sync`` (or, with ``digest``, one ``make_digest``) at the fixed aware time ``NOW``
+(ISO 8601). Every journalled step the
 cycle reports through its test hook counts, and so does the point inside the workbook save just
 before ``os.replace`` ("before-replace"). With ``KILL_AT`` = n > 0 the process dies by
 ``os._exit(100)`` at the n-th step: no cleanup, no ``finally``, no flush, as a power cut or a
@@ -33,6 +34,7 @@ EXAMPLE_CONFIG = HERE.parents[2] / "config.example.yaml"
 def main(argv: list[str]) -> int:
     config_path, now_text = argv[0], argv[1]
     kill_at = int(argv[2]) if len(argv) > 2 else 0
+    mode = argv[3] if len(argv) > 3 else "sync"
 
     from sheets_bridge.config import load_config
     from sheets_bridge.runner import run_sync
@@ -48,6 +50,12 @@ def main(argv: list[str]) -> int:
             os._exit(KILLED)
 
     config = load_config(Path(config_path))
+    if mode == "digest":
+        from sheets_bridge.digest_run import make_digest
+
+        outcome = make_digest(config, now, hook=hook)
+        print(json.dumps({"steps": steps, "outcome": outcome.status, "drafts": [outcome.key]}))
+        return 0
     report = run_sync(config, now=now, hook=hook)
     print(json.dumps({"steps": steps, "outcome": report.outcome, "drafts": report.drafts_made}))
     return 0

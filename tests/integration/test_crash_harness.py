@@ -37,9 +37,11 @@ CHILD = Path(__file__).with_name("crash_child.py")
 CHILD_TIMEOUT = 60
 
 
-def run_child(config: Path, kill_at: int = 0) -> subprocess.CompletedProcess[str]:
+def run_child(
+    config: Path, kill_at: int = 0, mode: str = "sync", now: datetime = NOW
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(CHILD), str(config), NOW.isoformat(), str(kill_at)],
+        [sys.executable, str(CHILD), str(config), now.isoformat(), str(kill_at), mode],
         cwd=config.parent,
         capture_output=True,
         text=True,
@@ -139,6 +141,44 @@ def test_a_kill_at_every_step_then_a_restart_ends_where_the_uninterrupted_run_en
         if not problems:
             problems = _next_run_problems(folder)
         failures.extend(f"killed at step {n} ({steps[n - 1]}): {p}" for p in problems)
+    assert not failures, "\n".join(failures)
+
+
+#: Monday 3 March 2025, 09:00: the digest of the week before is due.
+DIGEST_NOW = datetime(2025, 3, 3, 9, 0, tzinfo=NY)
+
+
+def test_a_kill_at_every_step_of_the_digest_leaves_exactly_one_digest(template: Path) -> None:
+    """The digest goes through the same outbox: killed at any step, restarted, it exists once."""
+    from sheets_bridge.digest_run import make_digest
+
+    reference = copy_practice(template, template.parent / "digest-reference")
+    done = run_child(reference, mode="digest", now=DIGEST_NOW)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["outcome"] == "drafted"
+    steps, key = out["steps"], out["drafts"][0]
+    assert {"draft-pending", "draft-created", "draft-confirmed"} <= set(steps)
+
+    failures: list[str] = []
+    for n in range(1, len(steps) + 1):
+        config = copy_practice(template, template.parent / f"digest-kill-{n:02d}")
+        killed = run_child(config, kill_at=n, mode="digest", now=DIGEST_NOW)
+        if killed.returncode != KILLED:
+            failures.append(f"step {n}: the child was not killed: {killed.stderr}")
+            continue
+        settings = load_config(config)
+        first = make_digest(settings, DIGEST_NOW)
+        again = make_digest(settings, DIGEST_NOW)
+        drafts = read_drafts(config.parent / "drafts")
+        copies = [name for name, k in drafts.items() if k == key]
+        state = end_state(config.parent)
+        if copies != [f"{key}.eml"]:
+            failures.append(f"killed at {steps[n - 1]}: digest drafts {copies}")
+        if state.ledger.get(key) != "confirmed":
+            failures.append(f"killed at {steps[n - 1]}: ledger says {state.ledger.get(key)}")
+        if first.status not in ("drafted", "exists") or again.status != "exists":
+            failures.append(f"killed at {steps[n - 1]}: then {first.status}, {again.status}")
     assert not failures, "\n".join(failures)
 
 
