@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sheets_bridge.dates import format_moment
 from sheets_bridge.layout import Layout
 from sheets_bridge.ledger import emails_column
 from sheets_bridge.model import MAX_CELL_CHARS, CellWrite, Notice, Referral, RowRef
 from sheets_bridge.referral_ids import RowWork
 from sheets_bridge.state_view import StateView, WrittenRecord, value_hash
-from sheets_bridge.values import cell_text, format_moment
+from sheets_bridge.values import cell_text
 
 if TYPE_CHECKING:
     from sheets_bridge.config import BridgeConfig

@@ -13,6 +13,10 @@ dependence on hashing or the clock), so a demo and its screenshots can be reprod
 
 Cell values are what a spreadsheet holds: datetimes are naive wall-clock times in ``now``'s
 time zone (Excel has no time zones), some dates are text or bare serial numbers, as staff type them.
+
+Why one module of this size: the generator of a fictitious practice (providers, patients,
+cold leads and the mistakes staff make) and its workbook writer belong together, and none of it
+runs during a sync; tests and the benchmark take their data from here.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ by the ISO week in which it is made (``digest.2026-W48``), which is what makes i
 whatever restarts happen (``digest_run`` keeps that promise with the draft ledger).
 
 Nothing here reads a clock, a file or the network; ``digest_run`` does the I/O.
+
+Why one module of this size: the digest's content (built from the metrics) and its rendering
+(templates, chart, message) are one email; each part is short.
 """
 
 from __future__ import annotations
@@ -35,16 +38,15 @@ from sheets_bridge.messages import InlineImage, build_message, parse_address
 from sheets_bridge.metrics import (
     REFERRED_TAGS,
     GroupStats,
-    ReferrerRow,
     WeekCount,
     fmt_date,
     fmt_number,
     group_stats,
     overview,
-    referrer_rows,
     volume_line,
 )
 from sheets_bridge.model import SOURCE_TAGS, DraftRequest, Referral
+from sheets_bridge.referrers import ReferrerRow, referrer_rows
 from sheets_bridge.settings import SummarySettings
 from sheets_bridge.summaries import fmt_share, fmt_span
 from sheets_bridge.values import has_control_chars

@@ -17,9 +17,9 @@ from datetime import date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from sheets_bridge.dates import Order, parse_when
 from sheets_bridge.model import CellValue, DateSerial, TabValues
 from sheets_bridge.settings import SummarySettings
-from sheets_bridge.values import Order, parse_when
 
 __all__ = [
     "Gift",

@@ -12,12 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
+from sheets_bridge.dates import format_moment
 from sheets_bridge.draft_keys import DraftKey
 from sheets_bridge.email_kinds import KIND_LABELS, REFERRER_KINDS
 from sheets_bridge.identity import referrer_key
 from sheets_bridge.model import MAX_CELL_CHARS, Referral
 from sheets_bridge.state_view import DraftRecord, StateView
-from sheets_bridge.values import format_moment
 
 __all__ = ["DraftHistory", "drafted_by_referrer", "emails_column", "history_of", "is_taken"]
 

@@ -16,21 +16,23 @@ step. The main choices, and why:
 * Shares keep their denominator (``Ratio``): 100% of 1 and 100% of 40 read differently.
 * One pass builds a small fact record per referral; periods are slices of the facts sorted by
   Received (binary search), so a 10,000-row sheet costs a few tens of milliseconds.
+
+Why one module of this size: every figure comes from one pass that builds a small fact record
+per row (:class:`Fact`) and slices it by period; the stats, weekly counts, alerts and the
+:func:`overview` all read those records, and splitting them apart would spread that record's
+internals over several modules. The Referrers tab's numbers and the Gifts tab live apart.
 """
 
 from __future__ import annotations
 
-import re
 import statistics
 from bisect import bisect_left
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from operator import attrgetter
-from typing import Literal
 
-from sheets_bridge.identity import referrer_key_of
 from sheets_bridge.model import SOURCE_TAGS, Referral
 from sheets_bridge.settings import SummarySettings
 
@@ -44,7 +46,7 @@ CHART_WEEKS = 12
 REFERRED_TAGS: tuple[str, ...] = ("Provider Referral", "Patient Referral")
 
 _HOUR = 3600.0
-_DAY = 86400.0
+DAY = 86400.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,7 +118,7 @@ def chart_window(now: datetime, week_starts: str) -> Period:
 _HIT, _MISS, _PENDING, _UNKNOWN = 1, 0, -1, -2
 
 
-class _Fact:
+class Fact:
     """What the metrics need to know about one referral with a readable Received, as of now."""
 
     __slots__ = (
@@ -181,18 +183,18 @@ class _Fact:
 
 
 @dataclass(frozen=True)
-class _FactSet:
+class FactSet:
     """The facts of one list of referrals as of one moment, sorted by Received."""
 
-    facts: list[_Fact]
+    facts: list[Fact]
     stamps: list[float]
     unreadable: tuple[Referral, ...]
 
 
-_last_facts: tuple[tuple[Referral, ...], datetime, _FactSet] | None = None
+_last_facts: tuple[tuple[Referral, ...], datetime, FactSet] | None = None
 
 
-def _facts(referrals: Iterable[Referral], now: datetime) -> _FactSet:
+def facts_of(referrals: Iterable[Referral], now: datetime) -> FactSet:
     """Facts for every referral with a readable Received, sorted by Received, plus the rows left
     out because Received could not be read.
 
@@ -206,16 +208,16 @@ def _facts(referrals: Iterable[Referral], now: datetime) -> _FactSet:
         return cached[2]
     tz = _zone(now)
     now_ts = now.timestamp()
-    facts: list[_Fact] = []
+    facts: list[Fact] = []
     unreadable: list[Referral] = []
     for ref in referrals:
         received = ref.received
         if received is None:
             unreadable.append(ref)
             continue
-        facts.append(_Fact(ref, received, tz, now_ts))
+        facts.append(Fact(ref, received, tz, now_ts))
     facts.sort(key=attrgetter("ts"))  # stable; nothing shown depends on the order of ties
-    result = _FactSet(facts, [f.ts for f in facts], tuple(unreadable))
+    result = FactSet(facts, [f.ts for f in facts], tuple(unreadable))
     if isinstance(referrals, tuple):
         _last_facts = (referrals, now, result)
     return result
@@ -244,7 +246,7 @@ class Funnel:
     long_term: int = 0
 
 
-class _QualityShares:
+class QualityShares:
     """Good-fit share, show rate and long-term share, read off ``Ratio`` fields of that name.
 
     GroupStats and ReferrerRow both keep these three ratios; the shares are read the same way.
@@ -268,7 +270,7 @@ class _QualityShares:
 
 
 @dataclass(frozen=True)
-class GroupStats(_QualityShares):
+class GroupStats(QualityShares):
     """The metrics of one group of referrals (a period, a source tag, a referrer...).
 
     ``volume`` counts referrals with a readable Received; ``unreadable_received`` the rows left
@@ -298,7 +300,7 @@ class GroupStats(_QualityShares):
         return self.within_48h.share
 
 
-def _stats(facts: Iterable[_Fact], unreadable: int = 0) -> GroupStats:
+def stats_of(facts: Iterable[Fact], unreadable: int = 0) -> GroupStats:
     """One pass over the facts of a group."""
     volume = contacted = scheduled = seen = long_term = 0
     fit_known = good_fit = 0
@@ -350,26 +352,26 @@ def _stats(facts: Iterable[_Fact], unreadable: int = 0) -> GroupStats:
 
 def empty_stats() -> GroupStats:
     """The metrics of no referrals: every count 0 and every share None."""
-    return _stats(())
+    return stats_of(())
 
 
 def group_stats(referrals: Sequence[Referral], now: datetime) -> GroupStats:
     """The metrics of ``referrals`` as a whole, as of ``now`` (no period filter)."""
-    fs = _facts(referrals, now)
-    return _stats(fs.facts, len(fs.unreadable))
+    fs = facts_of(referrals, now)
+    return stats_of(fs.facts, len(fs.unreadable))
 
 
-def _slice(fs: _FactSet, period: Period) -> list[_Fact]:
+def _slice(fs: FactSet, period: Period) -> list[Fact]:
     lo = bisect_left(fs.stamps, period.start.timestamp())
     hi = bisect_left(fs.stamps, period.end.timestamp())
     return fs.facts[lo:hi]
 
 
-def _grouped(facts: Iterable[_Fact], key: Callable[[Referral], str]) -> dict[str, GroupStats]:
-    groups: dict[str, list[_Fact]] = defaultdict(list)
+def _grouped(facts: Iterable[Fact], key: Callable[[Referral], str]) -> dict[str, GroupStats]:
+    groups: dict[str, list[Fact]] = defaultdict(list)
     for f in facts:
         groups[key(f.ref)].append(f)
-    return {name: _stats(groups[name]) for name in sorted(groups)}
+    return {name: stats_of(groups[name]) for name in sorted(groups)}
 
 
 def stats_by(
@@ -383,7 +385,7 @@ def stats_by(
     ``now`` decides what has happened yet (a passed appointment, a lapsed 24-hour window).
     Keys come out sorted, so the result is the same whatever order the rows were in.
     """
-    return _grouped(_slice(_facts(referrals, now), period), key)
+    return _grouped(_slice(facts_of(referrals, now), period), key)
 
 
 def by_source_tag(referral: Referral) -> str:
@@ -410,7 +412,7 @@ class WeekCount:
         return sum(self.counts.values())
 
 
-def _weeks(fs: _FactSet, now: datetime, week_starts: str, weeks: int) -> list[WeekCount]:
+def _weeks(fs: FactSet, now: datetime, week_starts: str, weeks: int) -> list[WeekCount]:
     tz = _zone(now)
     this_week = week_start(now.date(), week_starts)
     first = this_week - timedelta(days=7 * weeks)
@@ -429,7 +431,7 @@ def weekly_counts(
 
     The week in progress is left out: a half-finished week would always look like a drop.
     """
-    return _weeks(_facts(referrals, now), now, week_starts, weeks)
+    return _weeks(facts_of(referrals, now), now, week_starts, weeks)
 
 
 def fmt_number(value: float) -> str:
@@ -508,10 +510,10 @@ def bottlenecks(
     The bridge never sees when an appointment was *booked*, only its date, so "usual time in
     Contacted" is measured as First Contact -> Appointment; a generous yardstick on purpose.
     """
-    return _bottlenecks(_facts(referrals, now), now, settings)
+    return _bottlenecks(facts_of(referrals, now), now, settings)
 
 
-def _timeline(fs: _FactSet) -> Iterable[tuple[Referral, float | None, float | None]]:
+def _timeline(fs: FactSet) -> Iterable[tuple[Referral, float | None, float | None]]:
     """(referral, First Contact, Appointment) as timestamps, for every row, readable Received or not."""
     for f in fs.facts:
         yield f.ref, f.fc_ts, f.appt_ts
@@ -520,7 +522,7 @@ def _timeline(fs: _FactSet) -> Iterable[tuple[Referral, float | None, float | No
         yield r, fc.timestamp() if fc else None, appt.timestamp() if appt else None
 
 
-def _bottlenecks(fs: _FactSet, now: datetime, settings: SummarySettings) -> list[str]:
+def _bottlenecks(fs: FactSet, now: datetime, settings: SummarySettings) -> list[str]:
     now_ts = now.timestamp()
     lines: list[str] = []
     overdue: list[tuple[float, str, Referral]] = []
@@ -528,16 +530,16 @@ def _bottlenecks(fs: _FactSet, now: datetime, settings: SummarySettings) -> list
     booked_recent: list[float] = []
     booked_before: list[float] = []
     waiting: list[tuple[float, str, Referral]] = []
-    recent_from = now_ts - 28 * _DAY
+    recent_from = now_ts - 28 * DAY
     for r, fc_ts, appt_ts in _timeline(fs):
         if r.stage == "OVERDUE":
             due = r.follow_up_due.timestamp() if r.follow_up_due else 0.0
             overdue.append((due, r.referral_id, r))
         if appt_ts is not None:
-            if r.visit in (None, "Scheduled") and r.outcome is None and now_ts - appt_ts > _DAY:
+            if r.visit in (None, "Scheduled") and r.outcome is None and now_ts - appt_ts > DAY:
                 no_visit.append((appt_ts, r.referral_id, r))
             if fc_ts is not None and appt_ts >= fc_ts:
-                days = (appt_ts - fc_ts) / _DAY
+                days = (appt_ts - fc_ts) / DAY
                 (booked_recent if fc_ts >= recent_from else booked_before).append(days)
         elif fc_ts is not None and r.visit is None and r.outcome is None and r.fit != "Not a fit":
             waiting.append((fc_ts, r.referral_id, r))
@@ -556,7 +558,7 @@ def _bottlenecks(fs: _FactSet, now: datetime, settings: SummarySettings) -> list
     usual = booked_recent + booked_before
     if len(usual) >= settings.min_sample:
         usual_days = statistics.median(usual)
-        limit = now_ts - settings.stuck_factor * usual_days * _DAY
+        limit = now_ts - settings.stuck_factor * usual_days * DAY
         stuck = sorted((t for t in waiting if t[0] < limit), key=lambda t: t[:2])
         if stuck:
             lines.append(
@@ -603,14 +605,14 @@ class Overview:
 
 def overview(referrals: Sequence[Referral], now: datetime, settings: SummarySettings) -> Overview:
     """All Dashboard metrics in one pass over the rows, plus cheap slices."""
-    fs = _facts(referrals, now)
+    fs = facts_of(referrals, now)
     spans = periods(now, settings.week_starts)
     totals: dict[str, GroupStats] = {}
     by_tag: dict[str, dict[str, GroupStats]] = {}
-    empty = _stats(())
+    empty = stats_of(())
     for span in spans:
         chunk = _slice(fs, span)
-        totals[span.name] = _stats(chunk)
+        totals[span.name] = stats_of(chunk)
         tags = _grouped(chunk, by_source_tag)
         by_tag[span.name] = {tag: tags.get(tag, empty) for tag in SOURCE_TAGS} | {
             tag: stats for tag, stats in tags.items() if tag not in SOURCE_TAGS
@@ -633,166 +635,6 @@ def overview(referrals: Sequence[Referral], now: datetime, settings: SummarySett
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Referrers
-
-
-def _collapse(text: str) -> str:
-    return " ".join(text.split())
-
-
-@dataclass(frozen=True)
-class ReferrerRow(_QualityShares):
-    """One referrer as the Referrers tab and the digest show them."""
-
-    name: str
-    practice: str
-    type: Literal["Provider", "Patient"]
-    total: int
-    last_90_days: int
-    last_referral: date
-    good_fit: Ratio
-    show: Ratio
-    long_term: Ratio
-    high_quality: bool | None
-    """None when the referrer has fewer than ``min_sample`` referrals: too few to judge."""
-    lapsed: bool
-    new: bool
-    last_acknowledgement: date | None
-    last_checkin: date | None
-    key: str
-    first_referral: date | None = None
-    last_year: int = 0
-
-
-
-def _most_common(counts: Counter[str]) -> str:
-    """The most frequent spelling; ties go to the alphabetically first, so row order never matters."""
-    if not counts:
-        return ""
-    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-
-
-def _kind_dates(kinds: Mapping[str, date]) -> tuple[date | None, date | None]:
-    """Latest acknowledgement and check-in among the ledger's kinds, however the kinds are spelled."""
-    ack: date | None = None
-    checkin: date | None = None
-    for kind, day in kinds.items():
-        plain = re.sub(r"[^a-z]", "", kind.casefold())
-        if "acknowledg" in plain:
-            ack = day if ack is None or day > ack else ack
-        elif "checkin" in plain:
-            checkin = day if checkin is None or day > checkin else checkin
-    return ack, checkin
-
-
-def _is_above(share: float | None, baseline: float | None) -> bool:
-    return share is not None and baseline is not None and share > baseline
-
-
-def referrer_rows(
-    referrals: Sequence[Referral],
-    now: datetime,
-    settings: SummarySettings,
-    drafted: Mapping[str, Mapping[str, date]] | None = None,
-) -> list[ReferrerRow]:
-    """One row per referrer (Referred By + Referrer Practice), most referrals first.
-
-    A row counts for a referrer when Referred By is filled and the Source Tag is not
-    Self-Referral. Type is the majority of the rows' Provider/Patient tags (channel when the tag is
-    Unknown); a tie is Provider. ``drafted`` maps a referrer key
-    (:func:`sheets_bridge.identity.referrer_key`) to ledger kinds and their last dates; it may
-    be empty.
-    """
-    drafted = drafted or {}
-    fs = _facts(referrals, now)
-    now_ts = now.timestamp()
-    year_from = now_ts - 365 * _DAY
-    # Group by the cells as typed first (cheap), then merge spellings that share a key.
-    raw: dict[tuple[str, str, str], list[_Fact]] = defaultdict(list)
-    for f in fs.facts:
-        ref = f.ref
-        if ref.source_tag != "Self-Referral" and ref.referred_by and not ref.referred_by.isspace():
-            raw[(ref.referred_by, ref.referrer_practice, ref.referrer_email or "")].append(f)
-    groups: dict[str, list[_Fact]] = defaultdict(list)
-    names: dict[str, Counter[str]] = defaultdict(Counter)
-    practices: dict[str, Counter[str]] = defaultdict(Counter)
-    for (name, practice, email), found in raw.items():
-        key = referrer_key_of(name, practice, email)
-        if groups[key]:
-            groups[key] = sorted(groups[key] + found, key=attrgetter("ts"))
-        else:
-            groups[key] = found
-        names[key][_collapse(name)] += len(found)
-        practices[key][_collapse(practice)] += len(found)
-    last_year_all = _stats(f for f in fs.facts if f.ts >= year_from)
-    base_fit, base_show = last_year_all.good_fit_share, last_year_all.show_rate
-
-    rows: list[ReferrerRow] = []
-    for key, group in groups.items():
-        stats = _stats(group)
-        year = [f for f in group if f.ts >= year_from]
-        year_stats = _stats(year)
-        provider = sum(
-            f.ref.source_tag == "Provider Referral"
-            or (f.ref.source_tag not in REFERRED_TAGS and f.ref.channel == "Provider")
-            for f in group
-        )
-        patient = sum(
-            f.ref.source_tag == "Patient Referral"
-            or (f.ref.source_tag not in REFERRED_TAGS and f.ref.channel == "Patient")
-            for f in group
-        )
-        high_quality: bool | None
-        if len(group) < settings.min_sample:
-            high_quality = None
-        else:
-            high_quality = (
-                len(year) >= settings.high_quality_min_referrals
-                and _is_above(year_stats.good_fit_share, base_fit)
-                and _is_above(year_stats.show_rate, base_show)
-            )
-        last_ts = group[-1].ts  # facts are sorted by Received
-        ack, checkin = _kind_dates(drafted.get(key, {}))
-        rows.append(
-            ReferrerRow(
-                name=_most_common(names[key]),
-                practice=_most_common(practices[key]),
-                type="Patient" if patient > provider else "Provider",
-                total=len(group),
-                last_90_days=sum(f.ts >= now_ts - 90 * _DAY for f in group),
-                last_referral=group[-1].day,
-                good_fit=stats.good_fit,
-                show=stats.show,
-                long_term=stats.long_term,
-                high_quality=high_quality,
-                lapsed=last_ts < now_ts - settings.lapsed_days * _DAY,
-                new=group[0].ts >= now_ts - settings.new_days * _DAY,
-                last_acknowledgement=ack,
-                last_checkin=checkin,
-                key=key,
-                first_referral=group[0].day,
-                last_year=len(year),
-            )
-        )
-    rows.sort(key=lambda r: (-r.total, r.name.casefold(), r.practice.casefold(), r.key))
-    return rows
-
-
-def practice_baseline(
-    referrals: Sequence[Referral], now: datetime
-) -> tuple[float | None, float | None]:
-    """Good-fit share and show rate of every referral received in the last 365 days: the bar a
-    High-quality referrer must clear."""
-    year_from = now.timestamp() - 365 * _DAY
-    stats = _stats(f for f in _facts(referrals, now).facts if f.ts >= year_from)
-    return stats.good_fit_share, stats.show_rate
-
-
-# --------------------------------------------------------------------------------------------
-# Gifts
-
-
 __all__ = [
     "CHART_WEEKS",
     "PERIOD_NAMES",
@@ -801,7 +643,6 @@ __all__ = [
     "Overview",
     "Period",
     "Ratio",
-    "ReferrerRow",
     "WeekCount",
     "bottlenecks",
     "by_channel",
@@ -811,7 +652,6 @@ __all__ = [
     "group_stats",
     "overview",
     "periods",
-    "referrer_rows",
     "stall_alert",
     "stats_by",
     "week_start",

@@ -23,6 +23,7 @@ from datetime import datetime
 
 from sheets_bridge.columns import ColumnMap
 from sheets_bridge.config import BridgeConfig
+from sheets_bridge.dates import format_moment
 from sheets_bridge.decide import decide_cells
 from sheets_bridge.derive import ReferralMemo, derive_rows, flag_duplicates
 from sheets_bridge.layout import read_layout
@@ -38,7 +39,6 @@ from sheets_bridge.model import (
 )
 from sheets_bridge.referral_ids import CarriedIds, assign_ids, breaker, collect_rows
 from sheets_bridge.state_view import StateView
-from sheets_bridge.values import format_moment
 from sheets_bridge.worktabs import (
     build_bridge_log,
     build_followups,

@@ -11,23 +11,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sheets_bridge.columns import ColumnMap
-from sheets_bridge.config import BridgeConfig
-from sheets_bridge.model import CHANNELS, CellValue, Referral, SheetRow
-from sheets_bridge.settings import WEEKDAYS
-from sheets_bridge.values import (
+from sheets_bridge.choices import (
     DEFAULT_HOW_HEARD_KEYWORDS,
-    When,
     classify_how_heard,
-    comparison_key,
-    is_blank,
     parse_choice,
-    parse_email,
-    parse_phone,
-    parse_text,
-    parse_when,
     source_tag_for,
 )
+from sheets_bridge.columns import ColumnMap
+from sheets_bridge.config import BridgeConfig
+from sheets_bridge.dates import When, parse_when
+from sheets_bridge.model import CHANNELS, CellValue, Referral, SheetRow
+from sheets_bridge.settings import WEEKDAYS
+from sheets_bridge.values import comparison_key, is_blank, parse_email, parse_phone, parse_text
 
 _UTC = ZoneInfo("UTC")
 

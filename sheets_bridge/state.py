@@ -5,6 +5,9 @@ reveals no patient. One bridge per state folder: an OS lock (``flock``) that the
 the process dies. Writes follow isync's order: what a cycle is about to do is journalled
 (*pending*) before the sheet or the mail is touched, and confirmed after; a pending entry found
 at the next start is reconciled, so a crash at any moment neither loses a change nor repeats one.
+
+Why one module of this size: the state file is one SQLite schema with its journal, ledger and
+runs; every method is a transaction over those tables, and they must stay in step.
 """
 
 from __future__ import annotations

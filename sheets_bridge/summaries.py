@@ -29,11 +29,9 @@ from sheets_bridge.metrics import (
     Overview,
     Period,
     Ratio,
-    ReferrerRow,
     empty_stats,
     fmt_date,
     overview,
-    referrer_rows,
     volume_line,
 )
 from sheets_bridge.model import (
@@ -48,6 +46,7 @@ from sheets_bridge.model import (
     Snapshot,
     TabContent,
 )
+from sheets_bridge.referrers import ReferrerRow, referrer_rows
 from sheets_bridge.settings import SummarySettings
 from sheets_bridge.state_view import StateView
 

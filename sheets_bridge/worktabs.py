@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from sheets_bridge.choices import source_tag_for
 from sheets_bridge.columns import normalize_header
+from sheets_bridge.dates import format_moment
 from sheets_bridge.model import (
     BRIDGE_LOG_TAB,
     FOLLOWUPS_TAB,
@@ -28,7 +30,7 @@ from sheets_bridge.model import (
     TabValues,
 )
 from sheets_bridge.state_view import StateView
-from sheets_bridge.values import cell_text, comparison_key, format_moment, is_blank, source_tag_for
+from sheets_bridge.values import cell_text, comparison_key, is_blank
 
 SOURCES_HEADERS = ("How Heard (as typed)", "Rows", "Channel", "Source Tag", "Use Tag Instead")
 FOLLOWUPS_HEADERS = (

@@ -37,6 +37,7 @@ from sheets_bridge.identity import row_fingerprint
 from sheets_bridge.model import Plan, ReferralsTab, SheetRow, Snapshot, TabContent, TabValues
 from sheets_bridge.sheets import ApplyReport, SetupReport
 from sheets_bridge.sheets import ooxml as ox
+from sheets_bridge.sheets import ooxml_rows as oxr
 from sheets_bridge.sheets.locate import place_writes
 from sheets_bridge.sheets.xlsx_file import clean_leftovers, lock_files, refuse_if_open, replace_file
 from sheets_bridge.sheets.xlsx_package import (
@@ -46,6 +47,7 @@ from sheets_bridge.sheets.xlsx_package import (
     formula_kind,
     title_key,
 )
+from sheets_bridge.values import cell_text
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +250,7 @@ class LocalWorkbook:
             return
         xml = pkg.read(sheet.part) or b""
         ctx = self._context(pkg)
-        rows, data_span = ox.index_rows(xml)
+        rows, data_span = oxr.index_rows(xml)
         merged = [ox.parse_range(r.decode("ascii")) for r in ox.MERGE_RE.findall(xml)]
         prefix = (
             next(iter(rows.values())).prefix if rows else (data_span.prefix if data_span else b"")
@@ -261,10 +263,10 @@ class LocalWorkbook:
 
         # Header writes: a missing bridge column's header goes into row 1.
         row1 = rows.get(1)
-        cells1 = ox.row_cells(row1.inner if row1 else None)
+        cells1 = oxr.row_cells(row1.inner if row1 else None)
         for hw in plan.header_writes:
             cur = cells1.cell(hw.col)
-            cur_text = ox.cell_text(ox.cell_value(cur.attrs, cur.body, ctx)) if cur else ""
+            cur_text = cell_text(ox.cell_value(cur.attrs, cur.body, ctx)) if cur else ""
             if cur_text.strip() == hw.header.strip() and cur_text:
                 report.headers_added.append(hw)  # already there (a retry): nothing to do
                 continue
@@ -280,7 +282,7 @@ class LocalWorkbook:
             if style is None and left:
                 style = left[0].attrs.get(b"s")  # look like the others
             ref = f"{ox.col_letters(hw.col)}1"
-            new_cells.setdefault(1, {})[hw.col] = ox.inline_string_cell(
+            new_cells.setdefault(1, {})[hw.col] = oxr.inline_string_cell(
                 prefix, ref, style, hw.header[: model.MAX_CELL_CHARS]
             )
             report.headers_added.append(hw)
@@ -307,9 +309,9 @@ class LocalWorkbook:
             ref = f"{ox.col_letters(col)}{row_no}"
             new = w.new[: model.MAX_CELL_CHARS]
             new_cells.setdefault(row_no, {})[col] = (
-                ox.inline_string_cell(prefix, ref, style, new)
+                oxr.inline_string_cell(prefix, ref, style, new)
                 if new
-                else ox.empty_cell(prefix, ref, style)
+                else oxr.empty_cell(prefix, ref, style)
             )
             report.applied.append(w)
 
@@ -321,11 +323,11 @@ class LocalWorkbook:
             span = rows.get(row_no)
             if span is not None:
                 edits.append(
-                    (span.start, span.end, ox.rebuild_row(span, source.cells(row_no), cols, max_col))
+                    (span.start, span.end, oxr.rebuild_row(span, source.cells(row_no), cols, max_col))
                 )
                 continue
             # Only row 1 (headers) can be missing here: insert it before the first row.
-            row_xml = ox.new_row(prefix, row_no, cols)
+            row_xml = oxr.new_row(prefix, row_no, cols)
             first = min(rows.values(), key=lambda r: r.start, default=None)
             if first is not None:
                 edits.append((first.start, first.start, row_xml))
@@ -336,10 +338,10 @@ class LocalWorkbook:
             elif data_span is not None:
                 at = data_span.inner_end if data_span.inner_end is not None else data_span.end
                 edits.append((at, at, row_xml))
-        dim = ox.update_dimension(xml, max(new_cells), max_col)
+        dim = oxr.update_dimension(xml, max(new_cells), max_col)
         if dim is not None:
             edits.append(dim)
-        edit.put(sheet.part, ox.splice(xml, edits))
+        edit.put(sheet.part, oxr.splice(xml, edits))
         if formula_hit:
             edit.drop_calc_chain()
 
@@ -357,7 +359,7 @@ class LocalWorkbook:
         if existing is not None:
             old = edit.get(part) or b""
             rel_ids = {rid for rid, _, _, _ in ox.iter_rels(edit.get(ox.rels_part_of(part)), part)}
-            for el in ox.kept_elements(old):
+            for el in oxr.kept_elements(old):
                 m = re.search(rb'r:id="([^"]+)"', el)
                 if not m or m.group(1).decode() not in rel_ids:
                     continue
@@ -369,7 +371,7 @@ class LocalWorkbook:
         drawing_rid = edit.redraw_chart(part, drawing_rid, content, fresh_sheet=existing is None)
         if drawing_rid is not None:
             keep.insert(0, b'<drawing r:id="' + ox.escape_attr(drawing_rid).encode() + b'"/>')
-        xml = ox.generate_sheet(
+        xml = oxr.generate_sheet(
             content.rows,
             bold_style=bold,
             wrap_style=wrap,
@@ -406,7 +408,7 @@ class _XmlRows:
 
     def __init__(
         self,
-        rows: Mapping[int, ox.RowSpan],
+        rows: Mapping[int, oxr.RowSpan],
         ctx: ox.ValueContext,
         id_col: int | None,
         staff: Mapping[str, int],
@@ -415,16 +417,16 @@ class _XmlRows:
         self.ctx = ctx
         self.id_col = id_col
         self.staff = staff
-        self._cells: dict[int, ox.RowCells] = {}
+        self._cells: dict[int, oxr.RowCells] = {}
 
-    def cells(self, number: int) -> ox.RowCells:
+    def cells(self, number: int) -> oxr.RowCells:
         found = self._cells.get(number)
         if found is None:
             span = self.rows.get(number)
-            found = self._cells[number] = ox.row_cells(span.inner if span else None)
+            found = self._cells[number] = oxr.row_cells(span.inner if span else None)
         return found
 
-    def cell(self, number: int, col: int | None) -> ox.RawCell | None:
+    def cell(self, number: int, col: int | None) -> oxr.RawCell | None:
         return self.cells(number).cell(col)
 
     def text(self, number: int, col: int) -> str:

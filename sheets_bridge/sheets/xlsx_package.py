@@ -5,6 +5,10 @@ foreign files with words that say what to do) and finds its sheets and parts; :c
 collects the members a save changes, adds or removes, and writes the new zip with every other
 member copied unchanged, so staff charts, images and extensions survive. The file around it
 (locks, versions, the atomic replace) is :mod:`sheets_bridge.sheets.xlsx`'s business.
+
+Why one module of this size: a save edits the package's parts together (the workbook, its
+relationships, the content types, the styles, a drawing and its chart) and they must agree; one
+:class:`PackageEdit` keeping all of them in step is the point.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from lxml import etree
 from sheets_bridge.errors import WorkbookUnreadableError
 from sheets_bridge.model import TabContent
 from sheets_bridge.sheets import ooxml as ox
+from sheets_bridge.sheets import ooxml_chart as oxc
+from sheets_bridge.sheets import ooxml_rows as oxr
+from sheets_bridge.values import cell_text
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +155,11 @@ class Package:
 
 
 
-def cell_text_of(cell: ox.RawCell | None, ctx: ox.ValueContext) -> str:
+def cell_text_of(cell: oxr.RawCell | None, ctx: ox.ValueContext) -> str:
     """A cell's value as compare-and-set text ("" for no cell)."""
     if cell is None:
         return ""
-    return ox.cell_text(ox.cell_value(cell.attrs, cell.body, ctx))
+    return cell_text(ox.cell_value(cell.attrs, cell.body, ctx))
 
 
 def formula_kind(body: bytes | None) -> str | None:
@@ -329,9 +336,9 @@ class PackageEdit:
                 if not isinstance(anchor.tag, str):
                     continue
                 rid = _anchor_chart_rid(anchor)
-                name = next((el.get("name", "") for el in anchor.iter(f"{{{ox.NS_XDR}}}cNvPr")), "")
-                title = ox.chart_title_text(self.get(targets[rid])) if rid in targets else ""
-                if name == ox.BRIDGE_CHART_NAME or (spec is not None and title == spec.title):
+                name = next((el.get("name", "") for el in anchor.iter(f"{{{oxc.NS_XDR}}}cNvPr")), "")
+                title = oxc.chart_title_text(self.get(targets[rid])) if rid in targets else ""
+                if name == oxc.BRIDGE_CHART_NAME or (spec is not None and title == spec.title):
                     ours.append((anchor, rid or ""))
                 else:
                     others += 1
@@ -364,18 +371,18 @@ class PackageEdit:
 
         chart_part = chart_part or self.new_part_name("xl/charts/chart{}.xml")
         self.put(chart_part, _chart_bytes(content))
-        self.set_override(chart_part, ox.CT_CHART)
+        self.set_override(chart_part, oxc.CT_CHART)
         if drawing_part is None:
             drawing_part = self.new_part_name("xl/drawings/drawing{}.xml")
             drels_part = ox.rels_part_of(drawing_part)
             drels_xml = None
             alone = True
             sheet_rels = self.get(sheet_rels_part) if not fresh_sheet else None
-            sheet_rels = sheet_rels or ox.rels_xml(())
+            sheet_rels = sheet_rels or oxc.rels_xml(())
             drawing_rid = _free_rid(sheet_rels)
             target = posixpath.relpath(drawing_part, posixpath.dirname(sheet_part))
             rel = (
-                f'<Relationship Id="{drawing_rid}" Type="{ox.REL_DRAWING}" '
+                f'<Relationship Id="{drawing_rid}" Type="{oxc.REL_DRAWING}" '
                 f'Target="{ox.escape_attr(target)}"/>'
             ).encode()
             self.put(sheet_rels_part, _insert_before_close(sheet_rels, b"Relationships", rel))
@@ -384,24 +391,24 @@ class PackageEdit:
         if merge_into is None:
             # The drawing holds only the bridge's chart: written whole, the same bytes each time.
             chart_rid, frame_id = "rId1", 2
-            drels_xml = ox.rels_xml(((chart_rid, ox.REL_CHART, chart_target),))
+            drels_xml = oxc.rels_xml(((chart_rid, oxc.REL_CHART, chart_target),))
         else:
-            drels_xml = drels_xml or ox.rels_xml(())
+            drels_xml = drels_xml or oxc.rels_xml(())
             chart_rid = _free_rid(drels_xml)
             frame_id = 1 + max(
                 (
                     int(el.get("id", "0"))
-                    for el in merge_into.iter(f"{{{ox.NS_XDR}}}cNvPr")
+                    for el in merge_into.iter(f"{{{oxc.NS_XDR}}}cNvPr")
                     if el.get("id", "").isdigit()
                 ),
                 default=1,
             )
             rel = (
-                f'<Relationship Id="{chart_rid}" Type="{ox.REL_CHART}" '
+                f'<Relationship Id="{chart_rid}" Type="{oxc.REL_CHART}" '
                 f'Target="{ox.escape_attr(chart_target)}"/>'
             ).encode()
             drels_xml = _insert_before_close(drels_xml, b"Relationships", rel)
-        anchor_xml = ox.chart_anchor_xml(
+        anchor_xml = oxc.chart_anchor_xml(
             rid=chart_rid,
             frame_id=frame_id,
             title=spec.title,
@@ -411,13 +418,13 @@ class PackageEdit:
             declare=merge_into is not None,
         )
         if merge_into is None:
-            drawing = ox.drawing_xml(anchor_xml)
+            drawing = oxc.drawing_xml(anchor_xml)
         else:
             merge_into.append(etree.fromstring(anchor_xml))
             drawing = _tree_bytes(merge_into)
         self.put(drawing_part, drawing)
         self._put_rels(drels_part, drels_xml)
-        self.set_override(drawing_part, ox.CT_DRAWING)
+        self.set_override(drawing_part, oxc.CT_DRAWING)
         return drawing_rid
 
     def delete_part(self, part: str, *, keep: bool = False) -> None:
@@ -573,7 +580,7 @@ def _free_rid(rels_xml: bytes, start: int = 1) -> str:
 
 def _anchor_chart_rid(anchor: etree._Element) -> str | None:
     """The relationship Id of the chart a drawing anchor shows, if it shows one."""
-    for el in anchor.iter(f"{{{ox.NS_C}}}chart"):
+    for el in anchor.iter(f"{{{oxc.NS_C}}}chart"):
         rid = el.get(f"{{{ox.NS_DOC_REL}}}id")
         if rid:
             return rid
@@ -587,7 +594,7 @@ def _tree_bytes(root: etree._Element) -> bytes:
 def _chart_bytes(content: TabContent) -> bytes:
     spec = content.chart
     assert spec is not None
-    return ox.chart_xml(
+    return oxc.chart_xml(
         content.title,
         content.rows,
         title=spec.title,

@@ -16,6 +16,9 @@ Two entry points, both returning plain-language lines for the CLI to print:
 
 Both save atomically (temporary file in the same folder, fsync, ``os.replace``) so a crash or a
 full disk never leaves staff with half a workbook.
+
+Why one module of this size: creating and repairing a workbook share the layout tables (headers,
+dropdowns, formats, tabs), and the lossy-content survey is what repair asks before re-saving.
 """
 
 from __future__ import annotations

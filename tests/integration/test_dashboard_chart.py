@@ -30,6 +30,7 @@ from sheets_bridge.demo import demo_rows, write_demo_workbook
 from sheets_bridge.model import ChartSpec, Plan, TabContent
 from sheets_bridge.runner import run_sync
 from sheets_bridge.sheets import ooxml as ox
+from sheets_bridge.sheets import ooxml_chart as oxc
 from sheets_bridge.sheets.xlsx import LocalWorkbook
 from sheets_bridge.sheets.xlsx_setup import lossy_content
 from sheets_bridge.summaries import CHART_NAME
@@ -140,7 +141,7 @@ def package_problems(path: Path) -> list[str]:
         if part not in lower:
             problems.append(f"[Content_Types].xml names missing part /{part}")
     for name in parts:
-        want = {"xl/charts/chart": ox.CT_CHART, "xl/drawings/drawing": ox.CT_DRAWING}
+        want = {"xl/charts/chart": oxc.CT_CHART, "xl/drawings/drawing": oxc.CT_DRAWING}
         for prefix, ctype in want.items():
             found = overrides.get(name.lower())
             if name.startswith(prefix) and name.endswith(".xml") and found != ctype:
@@ -387,7 +388,7 @@ def test_a_line_chart_and_a_title_with_quotes(tmp_path: Path) -> None:
     assert isinstance(chart, LineChart) and chart.grouping == "standard"
     assert chart.series[0].val.numRef.f == "'Sources'!$B$3:$B$5"
     assert package_problems(path) == []
-    assert ox.quote_sheet("Bob's tab") == "'Bob''s tab'!"
+    assert oxc.quote_sheet("Bob's tab") == "'Bob''s tab'!"
 
 
 def test_excel_style_parts_of_the_old_chart_are_removed_with_it(tmp_path: Path) -> None:
@@ -400,7 +401,7 @@ def test_excel_style_parts_of_the_old_chart_are_removed_with_it(tmp_path: Path) 
     extra = {
         "xl/charts/style1.xml": b"<cs:chartStyle xmlns:cs='urn:x'/>",
         "xl/charts/colors1.xml": b"<cs:colorStyle xmlns:cs='urn:x'/>",
-        "xl/charts/_rels/chart1.xml.rels": ox.rels_xml(
+        "xl/charts/_rels/chart1.xml.rels": oxc.rels_xml(
             (("rId1", style_rel, "style1.xml"), ("rId2", color_rel, "colors1.xml"))
         ),
     }

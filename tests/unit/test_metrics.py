@@ -49,12 +49,12 @@ from sheets_bridge.metrics import (
     group_stats,
     overview,
     periods,
-    referrer_rows,
     stall_alert,
     stats_by,
     weekly_counts,
 )
 from sheets_bridge.model import DateSerial, Referral, TabValues
+from sheets_bridge.referrers import referrer_rows
 from sheets_bridge.settings import SummarySettings
 
 NY = ZoneInfo("America/New_York")

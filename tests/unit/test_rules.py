@@ -15,10 +15,10 @@ from conftest import BERLIN, FIXED_NOW, NY, ConfigFactory, make_sheet, records, 
 
 from sheets_bridge.columns import resolve_columns
 from sheets_bridge.config import BridgeConfig
+from sheets_bridge.dates import format_moment
 from sheets_bridge.identity import row_identity
 from sheets_bridge.model import FOLLOWUPS_TAB, STAFF_COLUMNS, CellValue, Referral, SheetRow
 from sheets_bridge.rules import RuleContext, follow_up_due, is_empty_row, read_referral
-from sheets_bridge.values import format_moment
 
 UTC = ZoneInfo("UTC")
 COLS = resolve_columns(STAFF_COLUMNS, {})

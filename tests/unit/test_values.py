@@ -13,23 +13,24 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from sheets_bridge.choices import (
+    DEFAULT_HOW_HEARD_KEYWORDS,
+    classify_how_heard,
+    parse_choice,
+    source_tag_for,
+)
+from sheets_bridge.dates import parse_when, serial_to_datetime
 from sheets_bridge.model import CHANNELS, CellError, CellValue, DateSerial
 from sheets_bridge.values import (
-    DEFAULT_HOW_HEARD_KEYWORDS,
     Parsed,
     cell_text,
-    classify_how_heard,
     comparison_key,
     has_control_chars,
     is_blank,
-    parse_choice,
     parse_email,
     parse_phone,
     parse_text,
-    parse_when,
     same_text,
-    serial_to_datetime,
-    source_tag_for,
 )
 
 NY = ZoneInfo("America/New_York")

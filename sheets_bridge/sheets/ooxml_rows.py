@@ -1,0 +1,482 @@
+"""Patching and writing SpreadsheetML rows: the bytes of a ``<row>`` rebuilt, a whole sheet made.
+
+A sync changes a handful of cells in a sheet of thousands of rows, so a write rewrites only the
+bytes of the ``<row>`` elements it touches (:func:`index_rows`, :func:`rebuild_row`,
+:func:`splice`) and leaves every other byte alone; a bridge-owned tab is generated whole
+(:func:`generate_sheet`). Values are always written as inline strings or numbers, never as
+formulas (B18). Pure: bytes in, bytes out. Reading lives in :mod:`sheets_bridge.sheets.ooxml`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sheets_bridge.model import OutValue
+from sheets_bridge.sheets.ooxml import (
+    COL_CACHE,
+    DIGITS,
+    DIMENSION_RE,
+    NS_DOC_REL,
+    NS_MAIN,
+    ROW_NUM_RE,
+    ROW_START_RE,
+    TAG_PREFIX,
+    SheetDataSpan,
+    attrs_of,
+    col_index,
+    col_letters,
+    escape_text,
+    find_sheet_data,
+    parse_range,
+)
+from sheets_bridge.values import cell_text
+
+
+class RawCell:
+    """One ``<c>`` inside a row body: its column, byte span and XML; attributes and body on demand.
+
+    Patching touches every row that gets a write, so cells are found cheaply and only the few
+    that are compared or replaced are looked into.
+    """
+
+    __slots__ = ("_attrs", "_body", "col", "end", "has_ref", "start", "xml")
+
+    def __init__(self, col: int, start: int, end: int, xml: bytes, has_ref: bool) -> None:
+        self.col = col
+        self.start = start
+        self.end = end
+        self.xml = xml
+        self.has_ref = has_ref
+        self._attrs: dict[bytes, bytes] | None = None
+        self._body: bytes | None = None
+
+    def _parse(self) -> None:
+        m = _CELL_TAG_RE.match(self.xml)
+        if m is None:
+            self._attrs, self._body = {}, None
+            return
+        self._attrs = attrs_of(m.group(1))
+        if m.group(2):
+            self._body = None
+        else:
+            close = self.xml.rfind(b"</")
+            self._body = self.xml[m.end() : close] if close >= m.end() else None
+
+    @property
+    def attrs(self) -> dict[bytes, bytes]:
+        if self._attrs is None:
+            self._parse()
+        assert self._attrs is not None
+        return self._attrs
+
+    @property
+    def body(self) -> bytes | None:
+        if self._attrs is None:
+            self._parse()
+        return self._body
+
+
+_CELL_TAG_RE = re.compile(rb"<" + TAG_PREFIX + rb"c\b([^>]*?)(/?)>")
+_ROW_CELL_RE = re.compile(
+    rb"<" + TAG_PREFIX + rb"c\b(?:\s+r=\"([A-Za-z]{1,3})\d*\")?([^>]*?)(?:/>|>.*?</" + TAG_PREFIX + rb"c>)",
+    re.DOTALL,
+)
+
+
+class RowCells:
+    """The cells of one row body: columns and byte spans, with a RawCell built only on request.
+
+    Patching touches every row that gets a write (all of them when a column is added), so the
+    scan keeps three plain lists and looks into just the cells it compares or replaces.
+    """
+
+    __slots__ = ("_index", "cols", "ends", "has_ref", "inner", "starts")
+
+    def __init__(self, inner: bytes) -> None:
+        self.inner = inner
+        self.cols: list[int] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.has_ref: list[bool] = []
+        self._index: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.cols)
+
+    def cell(self, col: int | None) -> RawCell | None:
+        """The cell at 0-based ``col``, or None when the row has none there."""
+        if col is None:
+            return None
+        if self._index is None:
+            self._index = {c: i for i, c in enumerate(self.cols)}
+        i = self._index.get(col)
+        if i is None:
+            return None
+        start, end = self.starts[i], self.ends[i]
+        return RawCell(col, start, end, self.inner[start:end], self.has_ref[i])
+
+
+def row_cells(inner: bytes | None) -> RowCells:
+    """The cells of one row body, with their byte spans, for patching.
+
+    The common case (no prefixes, ``r`` first, nothing but cells in the row) is split on ``<c ``,
+    several times faster than a regex scan; anything else takes the regex path.
+    """
+    out = RowCells(inner or b"")
+    if not inner:
+        return out
+    if (
+        b"<c " in inner
+        and b":c " not in inner
+        and b"<c>" not in inner
+        and b"extLst" not in inner
+        and _row_cells_split(inner, out)
+    ):
+        return out
+    out = RowCells(inner)
+    col = -1
+    cache = COL_CACHE
+    for cm in _ROW_CELL_RE.finditer(inner):
+        letters, a = cm.group(1), cm.group(2)
+        if letters is not None:
+            c = cache.get(letters)
+            col = c if c is not None else col_index(letters)
+            has_ref = True
+        else:
+            ref = attrs_of(a).get(b"r")
+            col = col_index(ref.rstrip(DIGITS)) if ref else col + 1
+            has_ref = bool(ref)
+        out.cols.append(col)
+        out.starts.append(cm.start())
+        out.ends.append(cm.end())
+        out.has_ref.append(has_ref)
+    return out
+
+
+def _row_cells_split(inner: bytes, out: RowCells) -> bool:
+    chunks = inner.split(b"<c ")
+    if chunks[0].strip():
+        return False
+    cols, starts, ends = out.cols, out.starts, out.ends
+    cache = COL_CACHE
+    pos = len(chunks[0])
+    for ch in chunks[1:]:
+        if ch[:3] != b'r="':
+            return False
+        q = ch.find(b'"', 3)
+        letters = ch[3:q].rstrip(DIGITS)
+        col = cache.get(letters)
+        if col is None:
+            if not letters.isalpha():
+                return False
+            col = col_index(letters)
+        n = len(ch)
+        if ch[-4:] == b"</c>" or ch[-2:] == b"/>":
+            end = pos + 3 + n
+        else:
+            body = ch.rstrip()
+            if not body.endswith((b"</c>", b"/>")):
+                return False
+            end = pos + 3 + len(body)
+        cols.append(col)
+        starts.append(pos)
+        ends.append(end)
+        pos += 3 + n
+    out.has_ref = [True] * len(cols)
+    return True
+
+
+@dataclass
+class RowSpan:
+    """A ``<row>`` element's position in the sheet part."""
+
+    number: int
+    start: int
+    end: int
+    prefix: bytes
+    attrs_raw: bytes
+    inner: bytes | None
+    inner_start: int
+
+
+def index_rows(xml: bytes) -> tuple[dict[int, RowSpan], SheetDataSpan | None]:
+    """Every row of a sheet by number, with spans into ``xml`` (cells are not parsed)."""
+    out: dict[int, RowSpan] = {}
+    span = find_sheet_data(xml)
+    if span is None or span.inner_end is None:
+        return out, span
+    row_no = 0
+    pos = span.inner_start
+    end = span.inner_end
+    while True:
+        rm = ROW_START_RE.search(xml, pos, end)
+        if rm is None:
+            break
+        attrs = rm.group(2)
+        r_m = ROW_NUM_RE.search(attrs)
+        row_no = int(r_m.group(1)) if r_m else row_no + 1
+        if rm.group(3):  # <row .../>
+            out[row_no] = RowSpan(row_no, rm.start(), rm.end(), rm.group(1), attrs, None, rm.end())
+            pos = rm.end()
+            continue
+        close = b"</" + rm.group(1) + b"row>"
+        stop = xml.find(close, rm.end(), end)
+        if stop < 0:
+            raise ValueError(f"worksheet row {row_no} is not terminated")
+        out[row_no] = RowSpan(
+            row_no,
+            rm.start(),
+            stop + len(close),
+            rm.group(1),
+            attrs,
+            xml[rm.end() : stop],
+            rm.end(),
+        )
+        pos = stop + len(close)
+    return out, span
+
+
+def inline_string_cell(prefix: bytes, ref: str, style: bytes | None, text: str) -> bytes:
+    """A cell holding ``text`` as an inline string: always text, never a formula (B18)."""
+    s = b' s="' + style + b'"' if style is not None else b""
+    p = prefix
+    return b"".join(
+        (
+            b"<", p, b'c r="', ref.encode("ascii"), b'"', s, b' t="inlineStr"><', p, b"is><", p,
+            b't xml:space="preserve">', escape_text(text).encode("utf-8", "surrogatepass"),
+            b"</", p, b"t></", p, b"is></", p, b"c>",
+        )
+    )  # fmt: skip
+
+
+def empty_cell(prefix: bytes, ref: str, style: bytes | None) -> bytes:
+    """A cell with no value that keeps its style (or nothing when it had none)."""
+    if style is None:
+        return b""
+    return f'<{prefix.decode("ascii")}c r="{ref}" s="{style.decode("ascii")}"/>'.encode()
+
+
+def add_ref_attr(cell_xml: bytes, ref: str) -> bytes:
+    """Give a cell written without ``r`` an explicit one (its row is being rewritten)."""
+    m = re.match(rb"<(" + TAG_PREFIX + rb")c\b", cell_xml)
+    if not m:
+        return cell_xml
+    return cell_xml[: m.end()] + f' r="{ref}"'.encode() + cell_xml[m.end() :]
+
+
+def rebuild_row(row: RowSpan, cells: RowCells, new_cells: dict[int, bytes], max_col: int) -> bytes:
+    """The row element with ``new_cells`` (col -> cell XML, b"" to delete) merged in by column.
+
+    Untouched cells keep their bytes (plus an ``r`` when they had none, so that numbering stays
+    right), and everything between cells (whitespace) is kept.
+    """
+    inner = cells.inner
+    pending = sorted(new_cells.items())
+    cols, starts, ends = cells.cols, cells.starts, cells.ends
+    n = len(cols)
+    pieces: list[bytes] = []
+    if all(cells.has_ref) and all(cols[i] < cols[i + 1] for i in range(n - 1)):
+        # Copy the untouched stretches of the row in one slice each.
+        pos = 0
+        for col, xml in pending:
+            idx = bisect.bisect_left(cols, col)
+            if idx < n and cols[idx] == col:
+                pieces.append(inner[pos : starts[idx]])
+                pieces.append(xml)
+                pos = ends[idx]
+            else:
+                at = starts[idx] if idx < n else (ends[-1] if n else pos)
+                at = max(at, pos)
+                pieces.append(inner[pos:at])
+                pieces.append(xml)
+                pos = at
+        pieces.append(inner[pos:])
+    else:
+        pos = 0
+        i = 0
+        for k in range(n):
+            col = cols[k]
+            while i < len(pending) and pending[i][0] < col:
+                pieces.append(pending[i][1])
+                i += 1
+            pieces.append(inner[pos : starts[k]])
+            if i < len(pending) and pending[i][0] == col:
+                pieces.append(pending[i][1])
+                i += 1
+            else:
+                raw = inner[starts[k] : ends[k]]
+                if not cells.has_ref[k]:
+                    raw = add_ref_attr(raw, f"{col_letters(col)}{row.number}")
+                pieces.append(raw)
+            pos = ends[k]
+        pieces.extend(xml for _, xml in pending[i:])
+        pieces.append(inner[pos:])
+    attrs = _update_spans(row.attrs_raw, max_col)
+    p = row.prefix
+    if not re.search(rb"(?:^|\s)r\s*=", row.attrs_raw):
+        attrs = f' r="{row.number}"'.encode() + attrs
+    body = b"".join(pieces)
+    attrs = attrs.rstrip()
+    if attrs.endswith(b"/"):
+        attrs = attrs[:-1].rstrip()
+    return b"<" + p + b"row" + attrs + b">" + body + b"</" + p + b"row>"
+
+
+def _update_spans(attrs: bytes, max_col: int) -> bytes:
+    """Widen a row's optional ``spans`` hint so it covers a newly written column."""
+    m = re.search(rb"\bspans\s*=\s*\"(\d+):(\d+)\"", attrs)
+    if not m or int(m.group(2)) >= max_col + 1:
+        return attrs
+    new = f'spans="{m.group(1).decode()}:{max_col + 1}"'.encode()
+    return attrs[: m.start()] + new + attrs[m.end() :]
+
+
+def new_row(prefix: bytes, number: int, cells: dict[int, bytes]) -> bytes:
+    """A row element that did not exist (row 1 in a sheet with no headers yet)."""
+    body = b"".join(xml for _, xml in sorted(cells.items()))
+    return (
+        b"<" + prefix + b'row r="' + str(number).encode() + b'">' + body + b"</" + prefix + b"row>"
+    )
+
+
+def update_dimension(xml: bytes, max_row: int, max_col: int) -> tuple[int, int, bytes] | None:
+    """A replacement for ``<dimension ref>`` covering ``max_row``/``max_col``, or None."""
+    m = DIMENSION_RE.search(xml)
+    if not m:
+        return None
+    try:
+        cur = parse_range(m.group(1).decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    last_row = max(cur.last_row, max_row)
+    last_col = max(cur.last_col, max_col)
+    if (last_row, last_col) == (cur.last_row, cur.last_col):
+        return None
+    ref = (
+        f"{col_letters(cur.first_col)}{cur.first_row}:{col_letters(last_col)}{last_row}"
+    ).encode()
+    return m.start(1), m.end(1), ref
+
+
+def splice(data: bytes, edits: Iterable[tuple[int, int, bytes]]) -> bytes:
+    """Apply non-overlapping (start, end, replacement) edits to ``data``."""
+    out: list[bytes] = []
+    pos = 0
+    for start, end, new in sorted(edits, key=lambda e: (e[0], e[1])):
+        out.append(data[pos:start])
+        out.append(new)
+        pos = end
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+# ------------------------------------------------------------------------------------ generation
+def generate_sheet(
+    rows: Sequence[Sequence[OutValue]],
+    *,
+    bold_style: int | None,
+    wrap_style: int | None,
+    heading_rows: Iterable[int],
+    widths: Sequence[int],
+    heading_cells: Iterable[tuple[int, int]] = (),
+    freeze_rows: int,
+    keep: Sequence[bytes] = (),
+    max_chars: int = 32_767,
+) -> bytes:
+    """A whole worksheet part for a bridge-owned tab.
+
+    Strings are inline strings (so a value starting with ``=`` stays text, B18); numbers are plain
+    numbers; ``None`` is no cell. ``keep`` are relationship-bearing elements in schema order: the
+    ``<drawing r:id=..>`` holding the bridge's chart (and any drawing staff put on the tab), then
+    ``<legacyDrawing>`` elements carried over from the sheet being replaced.
+    """
+    headings = set(heading_rows)
+    bold_cells = set(heading_cells)
+    n_cols = max((len(r) for r in rows), default=0)
+    parts: list[str] = [
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n',
+        f'<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_DOC_REL}">',
+        '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>',
+    ]
+    last = f"{col_letters(max(n_cols - 1, 0))}{max(len(rows), 1)}"
+    parts.append(f'<dimension ref="A1:{last}"/>' if rows else '<dimension ref="A1"/>')
+    parts.append('<sheetViews><sheetView workbookViewId="0">')
+    if freeze_rows > 0:
+        top = f"A{freeze_rows + 1}"
+        parts.append(
+            f'<pane ySplit="{freeze_rows}" topLeftCell="{top}" activePane="bottomLeft" '
+            f'state="frozen"/><selection pane="bottomLeft" activeCell="{top}" sqref="{top}"/>'
+        )
+    parts.append("</sheetView></sheetViews>")
+    parts.append('<sheetFormatPr defaultRowHeight="15"/>')
+    if any(w > 0 for w in widths):
+        parts.append("<cols>")
+        for i, w in enumerate(widths):
+            if w > 0:
+                parts.append(
+                    f'<col min="{i + 1}" max="{i + 1}" width="{w + 0.7109375}" customWidth="1"/>'
+                )
+        parts.append("</cols>")
+    parts.append("<sheetData>")
+    letters = [col_letters(c) for c in range(n_cols)]
+    for r, row in enumerate(rows):
+        if not any(v is not None for v in row):
+            continue
+        num = r + 1
+        parts.append(f'<row r="{num}">')
+        heading = r in headings
+        for c, value in enumerate(row):
+            if value is None:
+                continue
+            ref = f"{letters[c]}{num}"
+            style = bold_style if heading or (r, c) in bold_cells else None
+            if isinstance(value, bool):
+                s = f' s="{style}"' if style is not None else ""
+                parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
+            elif isinstance(value, int | float) and math.isfinite(value):
+                s = f' s="{style}"' if style is not None else ""
+                parts.append(f'<c r="{ref}"{s}><v>{cell_text(value)}</v></c>')
+            else:
+                text = str(value)[:max_chars]
+                if not heading and "\n" in text and wrap_style is not None:
+                    style = wrap_style
+                s = f' s="{style}"' if style is not None else ""
+                parts.append(
+                    f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
+                    f"{escape_text(text)}</t></is></c>"
+                )
+        parts.append("</row>")
+    parts.append("</sheetData>")
+    parts.append(
+        '<pageMargins left="0.5" right="0.5" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
+    )
+    # Printed, a summary tab is landscape and one page wide (a manager prints the Dashboard).
+    parts.append('<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>')
+    out = "".join(parts).encode("utf-8")
+    return out + b"".join(keep) + b"</worksheet>"
+
+
+# Elements of a replaced sheet that point at parts through its relationships and stay valid on a
+# regenerated sheet (a chart drawn on the Dashboard; comment boxes), in schema order.
+_KEEP_RE = re.compile(
+    rb"<" + TAG_PREFIX + rb"(?:drawing|legacyDrawing|legacyDrawingHF)\b[^>]*?/>", re.DOTALL
+)
+
+
+def kept_elements(old_sheet: bytes) -> list[bytes]:
+    """The relationship-bearing elements of an old sheet that a regenerated one keeps."""
+    out: list[bytes] = []
+    for m in _KEEP_RE.finditer(old_sheet):
+        el = m.group(0)
+        # Re-home the element in the default namespace with an explicit r namespace declaration,
+        # whatever prefixes the old part used.
+        name_m = re.match(rb"<(?:[\w.-]+:)?(\w+)", el)
+        assert name_m is not None
+        rid_m = re.search(rb"(?:[\w.-]+:)?id\s*=\s*[\"']([^\"']+)[\"']", el)
+        if rid_m:
+            out.append(b"<" + name_m.group(1) + b' r:id="' + rid_m.group(1) + b'"/>')
+    return out
