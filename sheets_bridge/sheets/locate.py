@@ -41,6 +41,12 @@ class RowSource(Protocol):
         """Every data row's number (row 2 onwards), for the search when a row has moved."""
         ...
 
+    @property
+    def unchanged_since_read(self) -> bool:
+        """True when the backend knows the sheet is exactly as the plan read it (the workbook,
+        byte-identical): a row is where it was, so a row without an ID needs no fingerprint."""
+        ...
+
 
 @dataclass
 class _Search:
@@ -77,9 +83,11 @@ def _is_row(ref: RowRef, rows: RowSource, number: int) -> bool:
         return current == ref.referral_id
     if current:
         return False
-    # A write planned for a row without an ID and without a fingerprint (a hand-made plan)
-    # trusts the position alone, and only while that row still has no ID.
-    return not ref.fingerprint or rows.fingerprint_at(number) == ref.fingerprint
+    # A write planned for a row without an ID and without a fingerprint (a hand-made plan), or
+    # on a sheet known unchanged since the read, trusts the position, while that row has no ID.
+    if not ref.fingerprint or (number == ref.number and rows.unchanged_since_read):
+        return True
+    return rows.fingerprint_at(number) == ref.fingerprint
 
 
 def locate(ref: RowRef, rows: RowSource, search: _Search | None = None) -> tuple[int | None, str]:

@@ -40,6 +40,8 @@ class _GridRows:
     def numbers(self) -> Iterable[int]:
         return range(2, len(self.grid) + 1)
 
+    unchanged_since_read = False  # the grid may have been edited since: check fingerprints
+
     def text(self, number: int, col: int) -> str:
         row = self.grid[number - 1]
         return cell_text(row[col]) if col < len(row) else ""

@@ -448,5 +448,8 @@ class _XmlRows:
     def numbers(self) -> Iterable[int]:
         return (n for n in sorted(self.rows) if n >= 2)
 
+    #: ``apply`` patches only a file byte-identical to the one its plan was read from.
+    unchanged_since_read = True
+
 
 
