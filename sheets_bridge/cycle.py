@@ -129,7 +129,7 @@ def run_cycle(
             # plan gives each row back its own ID (by row identity) instead of issuing the
             # numbers again in the new row order, which would hand a draft to another patient.
             state.record_intent((), plan.assigned_ids, plan.next_id_number, now,
-                                present=result.present)
+                                present=result.present, facets=result.facets)
             _step(hook, "ids")
             carried = {
                 (w.row.number, w.row.referral_id, w.row.fingerprint): w.new
@@ -142,7 +142,7 @@ def run_cycle(
             continue  # plan again so the Emails column shows what was just drafted
 
         if plan.is_quiet:
-            state.record_quiet(result.present, now)
+            state.record_quiet(result.present, now, result.facets)
             report.outcome = "quiet"
             return report
 
@@ -154,7 +154,8 @@ def run_cycle(
                 retryable=True,
             )
         state.record_intent(
-            plan.cell_writes, plan.assigned_ids, plan.next_id_number, now, present=result.present
+            plan.cell_writes, plan.assigned_ids, plan.next_id_number, now,
+            present=result.present, facets=result.facets,
         )
         _step(hook, "journal")
         try:
@@ -170,6 +171,7 @@ def run_cycle(
             present=result.present,
             notices=plan.notices,
             adopted=result.adopted,
+            facets=result.facets,
             run=_run(result, started, "ok", report),
             now=now,
         )
@@ -197,7 +199,7 @@ def outgoing(result: PlanResult, config: BridgeConfig, now: datetime) -> list[Ou
         parsed = DraftKey.parse(draft.key)
         referral = by_id.get(draft.referral_id)
         who = (parsed.referrer if parsed else "") or (referrer_key(referral) if referral else "")
-        out.append(Outgoing(draft.key, draft.referral_id, draft.kind, message, who))
+        out.append(Outgoing(draft.key, draft.referral_id, draft.kind, message, who, draft.facets))
     return out
 
 

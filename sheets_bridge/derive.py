@@ -60,7 +60,9 @@ def derive_rows(
         if r.blocked:
             extra.insert(0, r.block_reason)
         emails = cell_text(r.sheet.get(emails_col)) if emails_col is not None else ""
-        memo_key = (context_key, r.sheet.number, r.sheet.values, r.final_id, tuple(extra), emails)
+        memo_key = (
+            context_key, r.sheet.number, r.sheet.values, r.final_id, tuple(extra), emails, r.facets
+        )
         referral = memo.get(memo_key) if memo is not None else None
         if referral is None:
             uncalculated = (
@@ -80,6 +82,7 @@ def derive_rows(
                 leading=extra,
                 emails=emails,
                 uncalculated=uncalculated,
+                facets=r.facets,
             )
             if memo is not None:
                 memo[memo_key] = referral

@@ -35,8 +35,8 @@ from sheets_bridge.draft_keys import DraftKey, quarter_of
 from sheets_bridge.email_context import PracticeInfo, build_context, clip
 from sheets_bridge.email_kinds import KIND_LABELS, PER_REFERRAL_KINDS, RECIPIENTS, REFERRER_KINDS
 from sheets_bridge.email_templates import TemplateSet
-from sheets_bridge.identity import referrer_key
-from sheets_bridge.ledger import DraftHistory, history_of
+from sheets_bridge.identity import referrer_key, strong
+from sheets_bridge.ledger import DraftHistory, PatientDraft, history_of
 from sheets_bridge.model import DraftRequest, Referral
 from sheets_bridge.settings import DraftsSettings
 from sheets_bridge.state_view import StateView
@@ -133,6 +133,13 @@ def _header_fields(kind: str, r: Referral) -> dict[str, str]:
     return patient
 
 
+@dataclass(frozen=True)
+class _Made:
+    facets: tuple[str, ...]
+    referrer: str
+    referral_id: str
+
+
 @dataclass
 class _Planner:
     """One cycle's drafting: the inputs, and the drafts and problems found so far."""
@@ -145,9 +152,40 @@ class _Planner:
     drafts: dict[str, DraftRequest] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
     gaps: dict[tuple[str, str, bool], list[str]] = field(default_factory=dict)
+    made_for: dict[str, list[_Made]] = field(default_factory=dict)
 
     def taken(self, key: str) -> bool:
         return key in self.history.keys or key in self.drafts
+
+    def drafted_for_patient(self, kind: str, r: Referral) -> str | None:
+        """The Referral ID under which this patient already got a ``kind`` draft lately, if any.
+
+        The exactly-once key names the Referral ID a draft was filed under; a patient is
+        recognised by their facets too, so re-tied IDs, a copied or re-entered row, or a row
+        whose ID never reached the sheet cannot draft the same email again (issue: nothing
+        twice).
+        """
+        if not r.facets or self.settings.same_patient_days <= 0:
+            return None
+        mine = strong(r.facets)
+        since = self.now - timedelta(days=self.settings.same_patient_days)
+        referrer = referrer_key(r) if RECIPIENTS[kind] == "referrer" else ""
+        earlier = [
+            *self.history.patients.get(kind, ()),
+            *(
+                PatientDraft(frozenset(d.facets), d.referrer, self.now, d.referral_id)
+                for d in self.made_for.get(kind, ())
+            ),
+        ]
+        for draft in earlier:
+            if (
+                draft.referral_id != r.referral_id
+                and draft.created >= since
+                and draft.referrer == referrer
+                and mine & draft.facets
+            ):
+                return draft.referral_id
+        return None
 
     def problem(self, referral_id: str, line: str) -> None:
         if (referral_id, line) not in self.problems:
@@ -202,7 +240,11 @@ class _Planner:
             subject=subject,
             text=text,
             html=html,
+            facets=r.facets if kind in PER_REFERRAL_KINDS else (),
         )
+        if kind in PER_REFERRAL_KINDS:
+            referrer = referrer_key(r) if RECIPIENTS[kind] == "referrer" else ""
+            self.made_for.setdefault(kind, []).append(_Made(r.facets, referrer, r.referral_id))
         return True
 
     def report_gaps(self) -> None:
@@ -245,8 +287,17 @@ def plan_drafts(
             if not settings.is_enabled(kind) or not _fires(kind, r, now, settings):
                 continue
             key = str(DraftKey.of(r.referral_id, kind))
-            if not planner.taken(key):
-                planner.attempt(kind, r, key)
+            if planner.taken(key):
+                continue
+            before = planner.drafted_for_patient(kind, r)
+            if before is not None:
+                planner.problem(
+                    r.referral_id,
+                    f"The {KIND_LABELS[kind]} was already drafted for this patient (under "
+                    f"{before}), so it was not drafted again",
+                )
+                continue
+            planner.attempt(kind, r, key)
     _plan_referrer_kinds(planner, referrals)
     planner.report_gaps()
     drafts = [planner.drafts[key] for key in sorted(planner.drafts)]

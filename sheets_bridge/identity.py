@@ -9,11 +9,15 @@ are stored in the state file and in draft keys, which hold no patient data.
   ID of a row whose ID cell was cleared, and tells a copied row from its original.
 - A row's **fingerprint** (every staff cell) finds, at write time, a row that has no ID yet.
 - A **referrer key** groups a referrer's rows: the Referrers tab, rate limits, the digest.
+- A row's **facets** (keyed digests of the patient's email, phone, and name with the day
+  received) recognise the same patient when one of them was corrected: a Referral ID that never
+  reached the sheet finds its row again, and no patient gets a second draft of one kind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 
@@ -30,8 +34,10 @@ __all__ = [
     "identity_from_cells",
     "referrer_key",
     "referrer_key_of",
+    "row_facets",
     "row_fingerprint",
     "row_identity",
+    "strong",
 ]
 
 
@@ -73,6 +79,53 @@ _IDENTITY_COLUMNS = ("Patient First Name", "Patient Last Name", "Received")
 def row_identity(row: SheetRow, staff_cols: Mapping[str, int]) -> str:
     """The identity digest of a Referrals row (see :func:`identity_from_cells`)."""
     return identity_from_cells(*(row.get(staff_cols.get(name)) for name in _IDENTITY_COLUMNS))
+
+
+_DIGITS = re.compile(r"\d")
+
+
+def _mac(secret: bytes, kind: str, text: str) -> str:
+    digest = hmac.new(secret, f"{kind}:{text}".encode("utf-8", "surrogatepass"), hashlib.blake2b)
+    return kind + digest.hexdigest()[:20]
+
+
+#: Facets that recognise a patient on their own: the email, the phone, the names with the day.
+STRONG_FACETS = "epn"
+
+
+def row_facets(row: SheetRow, staff_cols: Mapping[str, int], secret: bytes) -> tuple[str, ...]:
+    """Keyed digests of the ways to recognise a row's patient, each marked by its kind.
+
+    ``e`` the email, ``p`` the phone (its last ten digits), ``n`` the first and last name with
+    Received; and the parts alone, ``f`` the first name, ``l`` the last name, ``d`` Received.
+    The strong ones (:data:`STRONG_FACETS`) name one patient by themselves; two of the others
+    together do. Keyed with the state's secret (HMAC), so a digest in the state file or in a
+    draft's header cannot be tested against a guessed name or phone. Empty parts give none.
+    """
+
+    def text(name: str) -> str:
+        return comparison_key(cell_text(row.get(staff_cols.get(name)))).strip()
+
+    out = []
+    email = text("Patient Email")
+    if "@" in email:
+        out.append(_mac(secret, "e", email))
+    digits = "".join(_DIGITS.findall(re.sub(r"\.0+$", "", text("Patient Phone"))))
+    if len(digits) >= 7:
+        out.append(_mac(secret, "p", digits[-10:]))
+    first, last = _words(text("Patient First Name")), _words(text("Patient Last Name"))
+    received = text("Received")
+    if first and received:
+        out.append(_mac(secret, "n", f"{first}|{last}|{received}"))
+    for kind, part in (("f", first), ("l", last), ("d", received)):
+        if part:
+            out.append(_mac(secret, kind, part))
+    return tuple(out)
+
+
+def strong(facets: tuple[str, ...]) -> frozenset[str]:
+    """The facets that recognise a patient on their own (see :func:`row_facets`)."""
+    return frozenset(f for f in facets if f[:1] in STRONG_FACETS)
 
 
 def _words(text: str) -> str:

@@ -14,12 +14,24 @@ from datetime import date, datetime, tzinfo
 
 from sheets_bridge.dates import format_moment
 from sheets_bridge.draft_keys import DraftKey
-from sheets_bridge.email_kinds import KIND_LABELS, REFERRER_KINDS
+from sheets_bridge.email_kinds import KIND_LABELS, RECIPIENTS, REFERRER_KINDS
 from sheets_bridge.identity import referrer_key
 from sheets_bridge.model import MAX_CELL_CHARS, Referral
 from sheets_bridge.state_view import DraftRecord, StateView
 
-__all__ = ["DraftHistory", "drafted_by_referrer", "emails_column", "history_of", "is_taken"]
+__all__ = ["DraftHistory", "PatientDraft", "drafted_by_referrer", "emails_column", "history_of", "is_taken"]
+
+
+@dataclass(frozen=True)
+class PatientDraft:
+    """A per-referral draft as far as "never twice for one patient" needs it."""
+
+    facets: frozenset[str]
+    referrer: str
+    """The referrer key for a draft to a referrer (the same patient may be thanked to two
+    referrers), ``""`` for a draft to the patient."""
+    created: datetime
+    referral_id: str
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,8 @@ class DraftHistory:
 
     keys: frozenset[str] = frozenset()
     last_sent: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    patients: Mapping[str, tuple[PatientDraft, ...]] = field(default_factory=dict)
+    """Kind -> the per-referral drafts of that kind, with the facets of their patients."""
 
 
 def is_taken(record: DraftRecord) -> bool:
@@ -55,7 +69,16 @@ def history_of(view: StateView) -> DraftHistory:
             if slot not in last or last[slot] < record.created:
                 last[slot] = record.created
     keys = frozenset(key for key, record in view.drafts.items() if is_taken(record))
-    return DraftHistory(keys=keys, last_sent=last)
+    patients: dict[str, list[PatientDraft]] = {}
+    for record in view.drafts.values():
+        if record.facets and is_taken(record):
+            referrer = record.referrer_key if RECIPIENTS.get(record.kind) == "referrer" else ""
+            patients.setdefault(record.kind, []).append(
+                PatientDraft(frozenset(record.facets), referrer, record.created, record.referral_id)
+            )
+    return DraftHistory(
+        keys=keys, last_sent=last, patients={k: tuple(v) for k, v in patients.items()}
+    )
 
 
 def drafted_by_referrer(

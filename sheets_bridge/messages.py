@@ -29,6 +29,7 @@ from sheets_bridge.model import DraftRequest
 from sheets_bridge.values import has_control_chars
 
 __all__ = [
+    "FOR_HEADER",
     "KEY_HEADER",
     "HeaderInjectionError",
     "InlineImage",
@@ -40,6 +41,8 @@ __all__ = [
 
 #: The header that carries the draft key, for reconciling after a crash (R2).
 KEY_HEADER = "X-Sheets-Bridge-Key"
+#: Keyed digests of who a draft is about: a state rebuilt from the drafts still knows them.
+FOR_HEADER = "X-Sheets-Bridge-For"
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*")
@@ -160,6 +163,8 @@ def build_message(
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id_for(draft.key, domain)
     message[KEY_HEADER] = draft.key
+    if draft.facets:
+        message[FOR_HEADER] = " ".join(draft.facets)
     message.set_content(draft.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(draft.html, subtype="html", charset="utf-8", cte="quoted-printable")
     if image is not None:

@@ -274,6 +274,8 @@ class DraftRequest:
     subject: str
     text: str
     html: str
+    facets: tuple[str, ...] = ()
+    """Who the draft is about, as keyed digests (the ledger keeps them, the message carries them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,3 +366,6 @@ class Referral:
     follow_up_due: datetime | None
     attention: tuple[str, ...] = ()
     emails: str = ""
+    facets: tuple[str, ...] = ()
+    """Keyed digests of who the patient is (:func:`sheets_bridge.identity.row_facets`): drafts
+    are never made twice for one patient and kind, whatever their Referral IDs did."""

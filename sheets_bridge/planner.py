@@ -71,6 +71,8 @@ class PlanResult:
     logged: bool = False
     adopted: tuple[tuple[str, str, str], ...] = ()
     """(Referral ID, column, digest) of bridge cells already right: recorded, not written."""
+    facets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Referral ID -> keyed digests of its patient's email, phone, name and day received."""
 
 
 @dataclass
@@ -134,12 +136,16 @@ def plan_cycle(
     problems = list(layout.problems)
 
     # -- identity --------------------------------------------------------------------------
-    rows = collect_rows(tab, layout, memo.fingerprints if memo is not None else None)
+    rows = collect_rows(
+        tab, layout, memo.fingerprints if memo is not None else None, secret=state.secret
+    )
     if not force:
         stopped = breaker(rows, tab.title, state, config.sync)
         if stopped is not None:
             return _stop(stopped, now, config, state, snapshot, len(tab.rows) if rows else 0)
-    ids = assign_ids(rows, layout, state, carried_ids)
+    ids = assign_ids(rows, layout, state, carried_ids, force=force)
+    if ids.stop is not None:
+        return _stop(ids.stop, now, config, state, snapshot, len(tab.rows))
 
     # -- derive ----------------------------------------------------------------------------
     referrals, source_overrides = derive_rows(
@@ -173,6 +179,7 @@ def plan_cycle(
 
     # -- tabs ------------------------------------------------------------------------------
     present = {r.final_id: r.identity for r in rows if r.final_id}
+    facets = {r.final_id: r.facets for r in rows if r.final_id and r.facets}
     final = tuple(decided.referrals)
     candidates: list[TabContent] = [build_followups(final), build_sources(final, source_overrides)]
     for builder in tab_builders:
@@ -212,6 +219,7 @@ def plan_cycle(
         summary=summary,
         logged=logged,
         adopted=tuple(decided.adopted),
+        facets=facets,
     )
 
 

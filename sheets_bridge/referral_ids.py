@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from sheets_bridge.identity import format_id, id_number, row_fingerprint, row_identity
+from sheets_bridge.identity import format_id, id_number, row_facets, row_fingerprint, row_identity
 from sheets_bridge.layout import Layout
 from sheets_bridge.model import ReferralsTab, SheetRow
 from sheets_bridge.rules import is_empty_row
@@ -47,6 +47,7 @@ class RowWork:
     identity: str
     fingerprint: str
     current_id: str
+    facets: tuple[str, ...] = ()
     final_id: str = ""
     notices: list[str] = field(default_factory=list)
     blocked: bool = False
@@ -62,10 +63,12 @@ def collect_rows(
     tab: ReferralsTab,
     layout: Layout,
     fingerprints: dict[tuple[object, ...], str] | None = None,
+    secret: bytes = b"",
 ) -> list[RowWork]:
     """The tab's non-empty rows, merged values filled in (B1, B3).
 
-    ``fingerprints`` memoises staff fingerprints across the plans of one cycle.
+    ``fingerprints`` memoises staff fingerprints across the plans of one cycle; ``secret`` keys
+    the rows' facets (:func:`sheets_bridge.identity.row_facets`).
     """
     cols = layout.cols
     staff = cols.staff
@@ -100,6 +103,7 @@ def collect_rows(
                 # Only a row without an ID is found by its fingerprint at write time.
                 fingerprint="" if current else fingerprint(sheet_row),
                 current_id=current,
+                facets=row_facets(sheet_row, staff, secret),
             )
         )
     return rows
@@ -132,10 +136,51 @@ def breaker(
 
 @dataclass
 class IdAssignment:
-    """The IDs this plan issues (ID -> row identity) and the next number after them."""
+    """The IDs this plan issues (ID -> row identity) and the next number after them, or why the
+    IDs cannot be trusted as they stand (``stop``)."""
 
     assigned: dict[str, str]
     next_number: int
+    stop: str | None = None
+
+
+#: Rows carrying another patient's Referral ID before the bridge calls it a mix-up, not a retype.
+MOVED_IDS_STOP = 2
+
+
+def _moved_ids(rows: list[RowWork], state: StateView) -> list[tuple[str, str]]:
+    """(the ID a row carries, the ID its patient had) for every row that carries another
+    patient's Referral ID: staff columns sorted apart from the bridge columns, IDs pasted over."""
+    by_identity: dict[str, list[str]] = {}
+    for rid, known in state.ids.items():
+        by_identity.setdefault(known.identity, []).append(rid)
+    moved = []
+    for r in rows:
+        rec = state.ids.get(r.current_id) if r.current_id else None
+        if rec is None or rec.identity == r.identity:
+            continue
+        theirs = [rid for rid in by_identity.get(r.identity, []) if rid != r.current_id]
+        if len(theirs) == 1:
+            moved.append((r.current_id, theirs[0]))
+    return moved
+
+
+def _cleared(rid: str) -> str:
+    return (
+        f"Referral ID was cleared (by hand, or by saving an older copy of the workbook over the "
+        f"bridge's changes): the bridge put back {rid}"
+    )
+
+
+def _tie_stop(moved: list[tuple[str, str]]) -> str:
+    shown = ", ".join(f"{now} is on the row of {was}" for now, was in sorted(moved)[:3])
+    more = f" and {len(moved) - 3} more" if len(moved) > 3 else ""
+    return (
+        f"{len(moved)} rows carry another patient's Referral ID ({shown}{more}): the rows were "
+        "probably sorted without their bridge columns, or IDs were pasted over. Nothing was "
+        "written and no email drafted. Undo the sort (Ctrl+Z, or File > Version history) or sort "
+        "whole rows; if the IDs are right as they stand now, run `sheets-bridge sync --force`"
+    )
 
 
 def assign_ids(
@@ -143,11 +188,21 @@ def assign_ids(
     layout: Layout,
     state: StateView,
     carried: CarriedIds | None = None,
+    *,
+    force: bool = False,
 ) -> IdAssignment:
-    """Give every row its final Referral ID (``RowWork.final_id``), blocking what cannot be told."""
+    """Give every row its final Referral ID (``RowWork.final_id``), blocking what cannot be told.
+
+    Rows that carry other patients' IDs (a partial sort, a paste) stop the plan unless
+    ``force`` ties the IDs to the rows as they stand; a single row whose names or Received were
+    retyped keeps its ID and says so once.
+    """
+    moved = _moved_ids(rows, state)
+    if len(moved) >= MOVED_IDS_STOP and not force:
+        return IdAssignment({}, state.next_id_number, stop=_tie_stop(moved))
     id_col = layout.columns.get("Referral ID")
     found = {r.current_id for r in rows if r.current_id}
-    next_number = state.next_id_number
+    next_number = max(state.next_id_number, state.highest_id + 1)
     for rid in (*found, *state.ids):
         seen_number = id_number(rid)
         if seen_number is not None and (state.fresh or rid in state.ids):
@@ -171,8 +226,36 @@ def assign_ids(
             identity_to_missing.setdefault(rec.identity, []).append(rid)
 
     def restore_by_identity(r: RowWork) -> str | None:
+        """The missing ID with this row's identity; for a row with no ID at all, one found by its
+        facets. An ID typed over by hand is only ever matched exactly (B24)."""
         candidates = identity_to_missing.get(r.identity, [])
-        return candidates.pop() if len(candidates) == 1 else None
+        if len(candidates) == 1:
+            return candidates.pop()
+        return restore_by_facets(r) if not candidates and not r.current_id else None
+
+    claimed: set[str] = set()
+
+    def restore_by_facets(r: RowWork) -> str | None:
+        """#1 of the probe: a row whose name or Received was corrected before its new ID landed
+        in the sheet finds that ID by two of its facets (email, phone, first name, last name,
+        Received), when exactly one missing ID matches best."""
+        mine = {f for f in r.facets if f[:1] != "n"}  # the names with the day: f, l and d
+        if len(mine) < 2:
+            return None
+        scores = {
+            rid: len(mine & set(rec.facets))
+            for rid, rec in state.ids.items()
+            if rid not in found and rid not in claimed
+        }
+        best = max(scores.values(), default=0)
+        matches = [rid for rid, score in scores.items() if score == best]
+        if best < 2 or len(matches) != 1:
+            return None
+        claimed.add(matches[0])
+        for pool in identity_to_missing.values():
+            if matches[0] in pool:
+                pool.remove(matches[0])
+        return matches[0]
 
     pending_new: list[RowWork] = []
     for rid, members in groups.items():
@@ -197,6 +280,12 @@ def assign_ids(
             ]
             keeper = matching[0] if matching else members[0]
         keeper.final_id = rid
+        kept = state.ids.get(rid)
+        if kept is not None and keeper.identity != kept.identity and not kept.pending:
+            keeper.notices.append(
+                f"The name or Received of {rid} changed since the bridge gave it this ID: if this "
+                "row is now another patient, give that patient a row of their own"
+            )
         for r in members:
             if r is not keeper:
                 pending_new.append(r)
@@ -213,6 +302,21 @@ def assign_ids(
             pool = identity_to_missing.get(r.identity)
             if pool and r.final_id in pool:
                 pool.remove(r.final_id)
+    # Rows typed twice (same names and Received) whose IDs were all cleared: as many missing IDs
+    # of that identity as rows, given back in row order.
+    waiting: dict[str, list[RowWork]] = {}
+    for r in rows:
+        if not r.final_id and not r.current_id:
+            waiting.setdefault(r.identity, []).append(r)
+    for identity, twins in waiting.items():
+        pool = identity_to_missing.get(identity, [])
+        if len(twins) >= 2 and len(pool) == len(twins):
+            ordered = sorted(pool, key=lambda rid: id_number(rid) or 0)
+            for r, rid in zip(sorted(twins, key=lambda t: t.sheet.number), ordered, strict=True):
+                r.final_id = rid
+                if not state.ids[rid].pending:
+                    r.notices.append(_cleared(rid))
+            pool.clear()
     for r in rows:
         if r.final_id:
             continue
@@ -232,9 +336,7 @@ def assign_ids(
                 # A pending ID was journalled by a cycle that died before the sheet was written:
                 # the row never showed it, so nobody cleared it.
                 if not state.ids[restored].pending:
-                    r.notices.append(
-                        f"Referral ID was cleared by hand: the bridge put back {restored}"
-                    )
+                    r.notices.append(_cleared(restored))
             else:
                 pending_new.append(r)
     for r in sorted(pending_new, key=lambda item: item.sheet.number):

@@ -192,6 +192,7 @@ def read_referral(
     leading: Sequence[str] = (),
     emails: str = "",
     uncalculated: frozenset[str] = frozenset(),
+    facets: tuple[str, ...] = (),
 ) -> Referral:
     """Parse one row and derive its bridge values; problems become Attention lines.
 
@@ -347,6 +348,7 @@ def read_referral(
         follow_up_due=due,
         attention=tuple(attention),
         emails=emails,
+        facets=facets,
     )
 
 

@@ -181,6 +181,9 @@ class DraftsSettings(SettingsModel):
     reminder_hours: int = Field(48, gt=0)
     feedback_after_days: int = Field(28, ge=1)
     checkin_quiet_days: int = Field(90, ge=1)
+    same_patient_days: int = Field(60, ge=0)
+    """A patient recognised by email, phone, or name and day (whatever Referral ID their row has
+    now) gets no second draft of a kind within this many days; 0 turns the check off."""
     kinds: dict[str, bool] = Field(default_factory=dict)
 
     @field_validator("kinds")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS drafts(
 
 #: Columns added to tables of an older state file, in order (state files are upgraded in place).
 _ADDED_COLUMNS = (
+    ("ids", "facets", "TEXT NOT NULL DEFAULT ''"),
     ("drafts", "misses", "INTEGER NOT NULL DEFAULT 0"),
     ("drafts", "next_check", "TEXT"),
     ("drafts", "facets", "TEXT NOT NULL DEFAULT ''"),
@@ -84,6 +86,10 @@ class RunRecord:
     problems: tuple[str, ...] = ()
     summary: str = ""
     logged: bool = False
+
+
+class _BadMeta(Exception):
+    """The state file opened, but its bookkeeping is unreadable."""
 
 
 def _iso(moment: datetime) -> str:
@@ -113,9 +119,11 @@ class StateStore:
         with contextlib.suppress(OSError):
             os.chmod(self.state_dir, 0o700)
         self._acquire_lock()
+        self.secret = self._read_secret()
         try:
             self._db = self._connect()
-        except sqlite3.DatabaseError:
+            self._check_meta(self._db)
+        except (sqlite3.DatabaseError, _BadMeta):
             # F20: a corrupt state file is set aside, never deleted, and rebuilt from the sheet.
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
@@ -126,6 +134,34 @@ class StateStore:
             self.recovered_from = aside
             log.warning("state file was unreadable; set aside as %s and rebuilt", aside.name)
             self._db = self._connect()
+
+    def _read_secret(self) -> bytes:
+        """The key of the state's digests of patient facets, kept beside the state file (not in
+        it): a state file deleted or corrupted keeps its key, so drafts made before are still
+        recognised (F20). Created once, mode 0600."""
+        path = self.state_dir / "secret.key"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        if len(data) >= 32:
+            return data[:32]
+        data = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return data
+
+    @staticmethod
+    def _check_meta(db: sqlite3.Connection) -> None:
+        """A state file whose counter is not a number was tampered with or damaged: rebuilt."""
+        row = db.execute("SELECT value FROM meta WHERE key='next_id'").fetchone()
+        if row is None or not str(row[0]).isdigit():
+            db.close()
+            raise _BadMeta()
 
     def _acquire_lock(self) -> None:
         try:
@@ -184,9 +220,9 @@ class StateStore:
         db = self.db
         next_id = int(db.execute("SELECT value FROM meta WHERE key='next_id'").fetchone()[0])
         ids = {
-            rid: IdRecord(identity, bool(present), bool(pending))
-            for rid, identity, present, pending in db.execute(
-                "SELECT referral_id, identity, present, pending FROM ids"
+            rid: IdRecord(identity, bool(present), bool(pending), tuple(facets.split()))
+            for rid, identity, present, pending, facets in db.execute(
+                "SELECT referral_id, identity, present, pending, facets FROM ids"
             )
         }
         written = {
@@ -224,7 +260,23 @@ class StateStore:
             last_problems=last_problems,
             drafts=drafts,
             fresh=not ids and not written,
+            secret=self.secret,
+            highest_id=self._highest_id(db),
         )
+
+    @staticmethod
+    def _highest_id(db: sqlite3.Connection) -> int:
+        """The highest Referral ID number the ledger or the audit ever named: IDs are never
+        reused, even for a row deleted before the state was rebuilt from the sheet (whose drafts
+        the ledger adopted) or one whose only trace is the audit."""
+        found = 0
+        for table in ("drafts", "audit"):
+            row = db.execute(
+                f"SELECT max(CAST(substr(referral_id, 3) AS INTEGER)) FROM {table} "
+                "WHERE referral_id GLOB 'R-[0-9]*'"
+            ).fetchone()
+            found = max(found, int(row[0] or 0))
+        return found
 
     # -- the journal -----------------------------------------------------------------------
     def record_intent(
@@ -235,6 +287,7 @@ class StateStore:
         now: datetime,
         *,
         present: Mapping[str, str] | None = None,
+        facets: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         """Before touching the sheet: burn the ID numbers and mark what is about to be written.
 
@@ -252,10 +305,14 @@ class StateStore:
                 "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key='next_id'",
                 (next_id_number,),
             )
+            facets = facets or {}
             db.executemany(
-                "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen) "
-                "VALUES(?, ?, 0, 1, ?, ?) ON CONFLICT(referral_id) DO NOTHING",
-                [(rid, identity, stamp, stamp) for rid, identity in assigned.items()],
+                "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen,"
+                " facets) VALUES(?, ?, 0, 1, ?, ?, ?) ON CONFLICT(referral_id) DO NOTHING",
+                [
+                    (rid, identity, stamp, stamp, " ".join(facets.get(rid, ())))
+                    for rid, identity in assigned.items()
+                ],
             )
             db.executemany(
                 "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen) "
@@ -281,6 +338,7 @@ class StateStore:
         run: RunRecord,
         now: datetime,
         adopted: Iterable[tuple[str, str, str]] = (),
+        facets: Mapping[str, tuple[str, ...]] | None = None,
     ) -> int:
         """After the sheet write: confirm what landed, forget what did not, record the run.
 
@@ -300,7 +358,7 @@ class StateStore:
                 "ON CONFLICT(referral_id, col) DO UPDATE SET hash = excluded.hash",
                 list(adopted),
             )
-            self._mark_present(db, present, stamp)
+            self._mark_present(db, present, stamp, facets)
             db.executemany(
                 "INSERT OR IGNORE INTO notices VALUES(?, ?, ?)",
                 [(n.referral_id, n.message, _iso(n.created)) for n in notices],
@@ -322,16 +380,32 @@ class StateStore:
         return run_id
 
     @staticmethod
-    def _mark_present(db: sqlite3.Connection, present: Mapping[str, str], stamp: str) -> None:
+    def _mark_present(
+        db: sqlite3.Connection,
+        present: Mapping[str, str],
+        stamp: str,
+        facets: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        """Every ID in the sheet now, with its row's identity and facets (digests, no values)."""
         db.execute("UPDATE ids SET present = 0, pending = 0")
+        facets = facets or {}
         db.executemany(
-            "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen) "
-            "VALUES(?, ?, 1, 0, ?, ?) ON CONFLICT(referral_id) DO UPDATE SET "
-            "identity = excluded.identity, present = 1, last_seen = excluded.last_seen",
-            [(rid, identity, stamp, stamp) for rid, identity in present.items()],
+            "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen, facets)"
+            " VALUES(?, ?, 1, 0, ?, ?, ?) ON CONFLICT(referral_id) DO UPDATE SET "
+            "identity = excluded.identity, present = 1, last_seen = excluded.last_seen, "
+            "facets = CASE WHEN excluded.facets != '' THEN excluded.facets ELSE ids.facets END",
+            [
+                (rid, identity, stamp, stamp, " ".join(facets.get(rid, ())))
+                for rid, identity in present.items()
+            ],
         )
 
-    def record_quiet(self, present: Mapping[str, str], now: datetime) -> None:
+    def record_quiet(
+        self,
+        present: Mapping[str, str],
+        now: datetime,
+        facets: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         """A quiet cycle: remember when it ran and who is where; nothing else changes.
 
         Quiet runs are not added to the runs table (a daemon would add one every few minutes);
@@ -340,7 +414,7 @@ class StateStore:
         stamp = _iso(now)
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES('last_quiet', ?)", (stamp,))
-            self._mark_present(db, present, stamp)
+            self._mark_present(db, present, stamp, facets)
 
     def last_quiet(self) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key='last_quiet'").fetchone()

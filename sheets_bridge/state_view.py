@@ -26,6 +26,9 @@ class IdRecord:
     present: bool
     pending: bool = False
     """Journalled by a cycle that never committed: the ID may never have reached the sheet."""
+    facets: tuple[str, ...] = ()
+    """Keyed digests of the patient's email, phone and name with the day received: ways to
+    recognise the row's patient when its identity (names and Received) was corrected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +71,7 @@ class StateView:
     last_problems: frozenset[str] = frozenset()
     drafts: Mapping[str, DraftRecord] = field(default_factory=dict)
     fresh: bool = True
+    secret: bytes = b""
+    """The key of this state's digests of patient facets (:mod:`sheets_bridge.identity`)."""
+    highest_id: int = 0
+    """The highest Referral ID number the drafts ledger or the audit ever named."""
