@@ -22,6 +22,7 @@ from sheets_bridge.errors import (
     SafetyStopError,
     StateLockedError,
     WorkbookBusyError,
+    explain_environment,
 )
 
 log = logging.getLogger("sheets_bridge")
@@ -237,6 +238,10 @@ def render_error(error: BaseException, *, debug: bool) -> int:
     if isinstance(error, KeyboardInterrupt):
         print("Interrupted.", file=sys.stderr)
         return 130
+    explained = explain_environment(error)
+    if explained is not None:
+        print(f"Could not run: {explained}", file=sys.stderr)
+        return 1
     # An unexpected error: its text may quote cell values, so only its type is printed.
     print(
         f"Could not run: unexpected {type(error).__name__}. Run again with --debug for details.",

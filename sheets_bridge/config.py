@@ -115,6 +115,10 @@ def load_config(path: Path) -> BridgeConfig:
         raise ConfigError(
             f"No config file at {path}: copy config.example.yaml there and edit it"
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path} is not UTF-8 text: save it as UTF-8 (any editor's 'Save with encoding')"
+        ) from None
     except OSError as error:
         raise ConfigError(f"Cannot read {path}: {error.strerror}") from None
     try:

@@ -50,6 +50,8 @@ class CycleReport:
     stop_reason: str = ""
     result: PlanResult | None = None
     attempts: int = 0
+    notes: list[str] = field(default_factory=list)
+    """What a person should know about this run besides the plan (a state rebuilt, say)."""
 
 
 def _step(hook: StepHook | None, name: str) -> None:
@@ -76,8 +78,18 @@ def run_cycle(
     drafts are planned and reported but not made.
     """
     report = CycleReport()
+    if state.recovered_from is not None:
+        report.notes.append(
+            f"The state file was unreadable: it was set aside as {state.recovered_from.name} and "
+            "rebuilt from the sheet and the drafts"
+        )
     if outbox is not None and not dry_run:
         outbox.settle(now)
+        if outbox.adopted:
+            report.notes.append(
+                f"The state was new: {outbox.adopted} drafts already in "
+                f"{outbox.drafter.describe()} were taken in, and none of them is drafted again"
+            )
     started = now
     drafts_done = False
     carried: dict[tuple[int, str, str], str] = {}

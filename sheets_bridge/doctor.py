@@ -23,7 +23,62 @@ def check(config: BridgeConfig) -> list[Finding]:
     findings: list[Finding] = [("ok", f"Config {config.config_path or ''} is valid")]
     findings.extend(_check_sheet(config))
     findings.extend(_check_folders(config))
+    findings.extend(_check_drafting(config))
     return findings
+
+
+def _check_drafting(config: BridgeConfig) -> list[Finding]:
+    """Render and build one draft of each kind with the practice's own settings and made-up
+    patient values: a setting that would make every draft fail (a name no mail header can
+    carry, a template that breaks at render time) shows here, not as a warning per cycle."""
+    from datetime import UTC, datetime
+
+    from sheets_bridge.email_context import build_context, sample_referral
+    from sheets_bridge.email_kinds import KIND_LABELS, KINDS, RECIPIENTS
+    from sheets_bridge.email_templates import TemplateSet
+    from sheets_bridge.messages import build_message
+    from sheets_bridge.model import DraftRequest
+
+    out: list[Finding] = []
+    templates = TemplateSet.from_settings(config.drafts)
+    practice = config.practice
+    domain = practice.owner_email.rpartition("@")[2] or "sheets-bridge.invalid"
+    sample = sample_referral()
+    now = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+    broken: list[str] = []
+    for kind in KINDS:
+        if not config.drafts.is_enabled(kind):
+            continue
+        try:
+            context = build_context(kind, sample, practice, config.drafts)
+            draft = DraftRequest(
+                key=f"R-00001.{kind}",
+                referral_id="R-00001",
+                kind=kind,
+                to="Sam Sample <sam@example.com>",
+                subject=" ".join(templates.render(kind, "subject", context).split()),
+                text=templates.render(kind, "text", context),
+                html=templates.render(kind, "html", context),
+            )
+            build_message(
+                draft, from_addr=practice.owner_email, from_name=practice.name, now=now,
+                domain=domain,
+            )
+        except Exception as error:  # noqa: BLE001 - each failure becomes one line to act on
+            broken.append(f"{KIND_LABELS[kind]} ({type(error).__name__}: {error})")
+    if broken:
+        out.append(("fail", "These emails cannot be drafted: " + "; ".join(broken)))
+    else:
+        out.append(("ok", "A sample of every email kind renders and builds"))
+    for kind, names in sorted(config.drafts.allow_fields.items()):
+        if "reason" in names and RECIPIENTS[kind] == "referrer":
+            warning = (
+                f"drafts.allow_fields lets the {KIND_LABELS[kind]} show the Reason: a referrer "
+                "email then carries clinical detail (minimum necessary); remove it unless the "
+                "practice decided so on purpose"
+            )
+            out.append(("warn", warning))
+    return out
 
 
 def _check_sheet(config: BridgeConfig) -> list[Finding]:

@@ -29,8 +29,6 @@ from datetime import datetime, timedelta, tzinfo
 from email.headerregistry import Address
 from typing import TYPE_CHECKING
 
-from jinja2 import TemplateError
-
 from sheets_bridge.draft_keys import DraftKey, quarter_of
 from sheets_bridge.email_context import PracticeInfo, build_context, clip
 from sheets_bridge.email_kinds import KIND_LABELS, PER_REFERRAL_KINDS, RECIPIENTS, REFERRER_KINDS
@@ -200,7 +198,7 @@ class _Planner:
             self.problem(
                 r.referral_id,
                 f"{column} contains a line break or hidden control character: "
-                "no email was drafted for this row; retype it",
+                f"no {KIND_LABELS[kind]} was drafted; retype it",
             )
         recipient = RECIPIENTS[kind]
         column = "Referrer Email" if recipient == "referrer" else "Patient Email"
@@ -225,7 +223,7 @@ class _Planner:
             subject = " ".join(self.templates.render(kind, "subject", context).split())
             text = self.templates.render(kind, "text", context).strip() + "\n"
             html = self.templates.render(kind, "html", context).strip() + "\n"
-        except TemplateError:
+        except Exception:  # noqa: BLE001 - TemplateError, or the sandbox's OverflowError
             self.problem(
                 r.referral_id,
                 f"The {KIND_LABELS[kind]} template has an error, so none was drafted: "

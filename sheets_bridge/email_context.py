@@ -15,7 +15,7 @@ from sheets_bridge.email_kinds import CONTEXT_FIELDS, NAME_LIMIT, TEXT_LIMIT
 from sheets_bridge.model import Referral
 from sheets_bridge.settings import DraftsSettings
 
-__all__ = ["PracticeInfo", "build_context", "clip", "first_name_of", "sample_context"]
+__all__ = ["PracticeInfo", "build_context", "clip", "first_name_of", "sample_context", "sample_referral"]
 
 
 class PracticeInfo(Protocol):
@@ -168,8 +168,13 @@ class _SamplePractice:
 
 def sample_context(kind: str, settings: DraftsSettings) -> dict[str, Any]:
     """A context with made-up values, to render each template once in :meth:`TemplateSet.check`."""
+    return build_context(kind, sample_referral(), _SamplePractice(), settings)
+
+
+def sample_referral() -> Referral:
+    """A made-up referral that every kind can be drafted for (checks, never a real draft)."""
     moment = datetime(2030, 1, 7, 14, 30, tzinfo=UTC)
-    sample = Referral(
+    return Referral(
         referral_id="R-00001",
         row=2,
         received=moment,
@@ -194,4 +199,3 @@ def sample_context(kind: str, settings: DraftsSettings) -> dict[str, Any]:
         stage="Scheduled",
         follow_up_due=None,
     )
-    return build_context(kind, sample, _SamplePractice(), settings)

@@ -184,6 +184,13 @@ class TemplateSet:
                     lineno = getattr(error, "lineno", None)
                     where = f" line {lineno}" if lineno else ""
                     problems.append(f"{label}{where}: {error.message or error}")
+                except Exception as error:  # noqa: BLE001 - a template may fail in any way
+                    # The sandbox stops runaway loops (range(100000000)) with OverflowError and
+                    # the like: a template the bridge cannot render, said in one line.
+                    problems.append(
+                        f"{label}: it fails when rendered ({type(error).__name__}: {error}); "
+                        "simplify it"
+                    )
         return problems
 
 

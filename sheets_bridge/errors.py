@@ -81,3 +81,43 @@ class LossySaveError(BackendError):
 
 class StateLockedError(BridgeError):
     """Another bridge process holds the state folder's lock."""
+
+
+class StateFolderError(BridgeError):
+    """The state folder (or the state file in it) cannot be used: one line says why and the fix."""
+
+
+def explain_environment(error: BaseException) -> str | None:
+    """One line for an error of the machine rather than of the bridge (a full disk, a folder
+    that cannot be written), naming the path and the fix; None for anything else.
+
+    The path comes from the config (a workbook, the state folder), never from a cell.
+    """
+    import errno
+    import sqlite3
+
+    if isinstance(error, sqlite3.OperationalError):
+        text = str(error)
+        if "readonly" in text or "read-only" in text:
+            return (
+                "The state file cannot be written (it or its folder is read-only): give the "
+                "bridge's user write access to state_dir"
+            )
+        if "disk is full" in text or "disk I/O" in text:
+            return "The disk holding state_dir is full or failing: free some space and run again"
+        if "locked" in text:
+            return "The state file is locked by another program: stop it, then run again"
+        return None
+    if not isinstance(error, OSError):
+        return None
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"The disk is full{where}: free some space; nothing was lost, run again"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"Permission denied{where}: the bridge's user must be able to write there (check "
+            "the owner and mode, or whether the disk is mounted read-only)"
+        )
+    if error.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return f"A file is where a folder should be, or the reverse{where}: check the paths in the config"
+    return None

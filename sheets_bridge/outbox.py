@@ -85,6 +85,8 @@ class Outbox:
         self.hook = hook
         self.recheck_after = recheck_after
         self.forget_after = forget_after
+        self.adopted = 0
+        """How many drafts a new or rebuilt state took in from the medium at :meth:`settle`."""
 
     def _step(self, name: str) -> None:
         if self.hook is not None:
@@ -121,6 +123,7 @@ class Outbox:
             self.state.draft_adopt(
                 key, parsed.referral_id, parsed.kind, ref, made if made and made <= now else now, now
             )
+            self.adopted += 1
 
     def _look_up(self, key: str) -> list[str]:
         """Every ref carrying ``key``, after deleting all copies but the oldest."""

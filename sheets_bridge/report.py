@@ -22,6 +22,7 @@ def report_lines(report: CycleReport, config: BridgeConfig, *, dry_run: bool) ->
     add = lines.append
     verb = "to write" if dry_run else "written"
     add(f"Sheet: {sheet_where(config)}")
+    lines.extend(report.notes)
     add(f"Rows read: {report.rows_read} ({report.referrals} referrals)")
     add(f"Rows with problems (see their Attention cells): {report.rows_with_problems}")
     if report.outcome == "stopped":

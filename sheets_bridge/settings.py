@@ -69,6 +69,18 @@ class PracticeConfig(SettingsModel):
             ) from None
         return value
 
+    @field_validator("name", "designated_contact")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        """Header-bound text (the drafts' From name, the digest's subject): one line, spaces
+        collapsed, so ``name: >`` in YAML (which ends in a newline) works; a control character
+        left inside is refused here rather than making every draft fail later."""
+        value = " ".join(value.split())
+        if any(ord(ch) < 32 or 0x202A <= ord(ch) <= 0x202E or 0x2066 <= ord(ch) <= 0x2069
+               for ch in value):
+            raise ValueError("holds a control character: type it again as plain text")
+        return value
+
     @field_validator("owner_email")
     @classmethod
     def _plain_address(cls, value: str) -> str:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Self
 
-from sheets_bridge.errors import BridgeError, StateLockedError
+from sheets_bridge.errors import BridgeError, StateFolderError, StateLockedError
 from sheets_bridge.files import LockHeldError, take_lock
 from sheets_bridge.model import CellWrite, Notice
 from sheets_bridge.state_view import DraftRecord, IdRecord, StateView, WrittenRecord, value_hash
@@ -115,7 +115,18 @@ class StateStore:
         self.close()
 
     def open(self) -> None:
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.state_dir.exists() and not self.state_dir.is_dir():
+            raise StateFolderError(
+                f"state_dir {self.state_dir} is a file, not a folder: point state_dir in the "
+                "config at a folder (the bridge creates it)"
+            )
+        try:
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise StateFolderError(
+                f"Cannot create the state folder {self.state_dir} ({error.strerror}): check "
+                "state_dir in the config and the permissions of its parent folder"
+            ) from None
         with contextlib.suppress(OSError):
             os.chmod(self.state_dir, 0o700)
         self._acquire_lock()
@@ -164,6 +175,11 @@ class StateStore:
             raise _BadMeta()
 
     def _acquire_lock(self) -> None:
+        if not os.access(self.state_dir, os.W_OK):
+            raise StateFolderError(
+                f"The state folder {self.state_dir} cannot be written by this user: make the "
+                f"bridge's user its owner (chown), or run `chmod u+w {self.state_dir}`"
+            )
         try:
             self._lock_fd = take_lock(self.state_dir / "bridge.lock")
         except LockHeldError as held:

@@ -141,10 +141,16 @@ class LocalWorkbook:
         pkg = self._open(data)
         try:
             return self._snapshot(pkg, version)
-        except (etree.XMLSyntaxError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        except WorkbookUnreadableError:
+            raise
+        except (
+            etree.XMLSyntaxError, zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
+            IndexError, KeyError, UnicodeDecodeError,
+        ) as exc:
             raise WorkbookUnreadableError(
-                f"{self.path} is damaged ({type(exc).__name__}). Open it in Excel or LibreOffice, "
-                "let it repair the file and save it, or restore it from a backup."
+                f"{self.path} is damaged ({type(exc).__name__} while reading it). Open it in Excel "
+                "or LibreOffice, let it repair the file and save it, or restore it from a backup. "
+                "The bridge has not changed it."
             ) from exc
 
     def _context(self, pkg: Package) -> ox.ValueContext:
@@ -154,12 +160,29 @@ class LocalWorkbook:
             date1904=pkg.date1904,
         )
 
+    def _sheet_xml(self, pkg: Package, name: str, part: str) -> bytes:
+        """A worksheet part's XML, refused when it is not a whole worksheet (probe #6): a tab the
+        bridge cannot fully read is never planned from, so the file is never written."""
+        xml = pkg.read(part) or b""
+        tail = xml.rstrip()[-40:]
+        try:
+            whole = bool(xml) and ox.find_sheet_data(xml) is not None
+        except ValueError:  # an unterminated <sheetData>: the part was cut short
+            whole = False
+        if not xml or not whole or not tail.endswith(b"worksheet>"):
+            raise WorkbookUnreadableError(
+                f"{self.path} is damaged: the tab {name!r} ({part}) is not a complete worksheet. "
+                "Open the workbook in Excel or LibreOffice, let it repair the file and save it, "
+                "or restore it from a backup. The bridge has not changed it."
+            )
+        return xml
+
     def _snapshot(self, pkg: Package, version: str) -> Snapshot:
         ctx = self._context(pkg)
         referrals: ReferralsTab | None = None
         sheet = pkg.find_sheet(self.referrals_tab)
         if sheet is not None:
-            values = ox.read_sheet(pkg.read(sheet.part) or b"", ctx)
+            values = ox.read_sheet(self._sheet_xml(pkg, sheet.name, sheet.part), ctx)
             header = values.rows.get(1, ())
             rows = tuple(
                 SheetRow(number=n, values=vals, hidden=n in values.hidden)
@@ -179,7 +202,7 @@ class LocalWorkbook:
             canonical = wanted.get(title_key(s.name))
             if canonical is None or canonical in tabs:
                 continue
-            values = ox.read_sheet(pkg.read(s.part) or b"", ctx)
+            values = ox.read_sheet(self._sheet_xml(pkg, s.name, s.part), ctx)
             last = max(values.rows, default=0)
             tabs[canonical] = TabValues(
                 title=s.name, rows=tuple(values.rows.get(n, ()) for n in range(1, last + 1))

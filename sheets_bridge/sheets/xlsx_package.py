@@ -47,6 +47,22 @@ def title_key(title: str) -> str:
 
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK"
+_ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+_NOT_CHANGED = "The bridge has not changed it."
+
+
+def _looks_like_text(data: bytes) -> bool:
+    """Whether a file that is not a zip is plain text (a CSV saved under the workbook's name)."""
+    head = data[:4096]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    try:
+        head[: max(len(head) - 4, 1)].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head
+
+
 @dataclass
 class SheetEntry:
     name: str
@@ -66,11 +82,20 @@ class Package:
                 "bridge cannot read. Open it in Excel or LibreOffice, remove the password if it "
                 "has one, and save it as an Excel Workbook (.xlsx) under the same name."
             )
-        if data[:2] != _ZIP_MAGIC:
+        if not data:
             raise WorkbookUnreadableError(
-                f"{path} is not an .xlsx workbook (it is not a zip file; it may be a CSV, an "
-                ".ods or a damaged file). Restore it from a backup, or save it from Excel or "
-                "LibreOffice as an Excel Workbook (.xlsx). The bridge has not changed it."
+                f"{path} is empty (0 bytes): a copy or a save was cut short. Restore it from a "
+                f"backup or from the cloud folder's version history. {_NOT_CHANGED}"
+            )
+        if data[:2] != _ZIP_MAGIC:
+            what = (
+                "a text file (a CSV, perhaps) named .xlsx"
+                if _looks_like_text(data)
+                else "not an .xlsx workbook (not a zip file: damaged, or another format)"
+            )
+            raise WorkbookUnreadableError(
+                f"{path} is {what}. Open it in Excel or LibreOffice and save it as an Excel "
+                f"Workbook (.xlsx), or restore it from a backup. {_NOT_CHANGED}"
             )
         try:
             self.zf = zipfile.ZipFile(io.BytesIO(data))
@@ -89,6 +114,11 @@ class Package:
         self.names = {info.filename.lower(): info.filename for info in self.infos}
         self.workbook_part = self._office_document()
         wb_xml = self.read(self.workbook_part)
+        if wb_xml is None and self._raw("mimetype", 100).startswith(_ODS_MIMETYPE):
+            raise WorkbookUnreadableError(
+                f"{path} is an OpenDocument spreadsheet (.ods) named .xlsx. Open it in LibreOffice "
+                "and save it as Excel 2007-365 (.xlsx) under the same name. " + _NOT_CHANGED
+            )
         if wb_xml is None:
             raise WorkbookUnreadableError(
                 f"{path} is a zip file but not an Excel workbook (it has no xl/workbook.xml). "
@@ -126,6 +156,13 @@ class Package:
             self.sheets.append(SheetEntry(el.get("name", ""), sheet_id, rid, rel[1]))
         self.shared_part = self._rel_part(_REL_SHARED_STRINGS)
         self.styles_part = self._rel_part(_REL_STYLES)
+
+    def _raw(self, name: str, limit: int) -> bytes:
+        real = self.names.get(name.lower())
+        if real is None:
+            return b""
+        with self.zf.open(real) as fh:
+            return fh.read(limit)
 
     def _office_document(self) -> str:
         for _, rtype, target, external in ox.iter_rels(self.read("_rels/.rels"), ""):

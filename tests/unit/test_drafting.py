@@ -653,7 +653,7 @@ def test_header_injection_refused_with_the_column_named(
             "R-00001",
             (
                 f"{column} contains a line break or hidden control character: "
-                "no email was drafted for this row; retype it"
+                "no acknowledgement to the referrer was drafted; retype it"
             ),
         )
     ]
