@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sheets_bridge.config import BridgeConfig
@@ -127,10 +127,13 @@ class Knowledge:
     stop_reason: str = ""
     problems: tuple[str, ...] = ()
     drafts_waiting: int | None = None
-    notes: list[str] = field(default_factory=list)
+    unnumbered: frozenset[str] = frozenset()
+    """IDs the next cycle will give to rows that carry none yet: not in the sheet, so a person
+    cannot have typed them, and the panel does not show them before the sheet does."""
 
     def queue(self, config: BridgeConfig, limit: int = QUEUE_LENGTH) -> list[QueueItem]:
-        rows = [r for r in self.referrals if r.stage in QUEUE_STAGES and r.referral_id]
+        rows = [r for r in self.referrals if r.stage in QUEUE_STAGES and r.referral_id
+                and r.referral_id not in self.unnumbered]
         rows.sort(key=lambda r: (QUEUE_STAGES.index(r.stage), r.follow_up_due or self.now))
         return [
             QueueItem(
@@ -149,7 +152,7 @@ class Knowledge:
 
     def referral(self, config: BridgeConfig, referral_id: str) -> ReferralCard | None:
         found = [r for r in self.referrals if r.referral_id == referral_id]
-        if len(found) != 1:
+        if len(found) != 1 or referral_id in self.unnumbered:
             return None
         ref = found[0]
         records = sorted(
@@ -235,6 +238,7 @@ def gather(
         stop_reason=plan.stop.reason if plan.stop else "",
         problems=tuple(p.message for p in plan.problems),
         drafts_waiting=waiting,
+        unnumbered=frozenset(plan.assigned_ids),
     )
 
 
