@@ -65,7 +65,7 @@ class FakeGoogle:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.cert_fetches += 1
                 body = json.dumps(outer.certs).encode()
                 self.send_response(200)
