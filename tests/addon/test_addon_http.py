@@ -317,3 +317,27 @@ def test_the_audience_is_the_configured_endpoint(google: FakeGoogle, tmp_path: P
     assert response.status_code == 401
     assert good.status_code == 200
     assert CLIENT_ID and SHEET_ID
+
+
+def test_the_same_cards_answer_from_a_memory_sheet_with_the_same_cells(
+    practice: Practice,
+) -> None:
+    """The add-on reads through the SheetBackend role: any backend with the same cells and the
+    same state answers the same cards."""
+    from sheets_bridge.sheets.memory import MemorySheet
+
+    snapshot = open_sheet(practice.config).read()
+    tab = snapshot.referrals
+    assert tab is not None
+    grid = [list(tab.headers)] + [list(row.values) for row in tab.rows]
+    memory = MemorySheet(grid)
+    config = practice.config
+    answers = {}
+    for name, factory in (("xlsx", lambda: open_sheet(config)), ("memory", lambda: memory)):
+        app = create_app(config, DirectSync(config), sheet_factory=factory)
+        with running(app) as base:
+            answers[name] = [
+                ok(base, "lookup", practice.google, form={"referral_id": rid})
+                for rid in ("R-00001", "R-00002")
+            ] + [ok(base, "queue", practice.google)]
+    assert answers["memory"] == answers["xlsx"]
