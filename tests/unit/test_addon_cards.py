@@ -20,14 +20,14 @@ NOW = datetime(2025, 3, 4, 10, 0, tzinfo=NY)
 
 
 def referral(**fields: object) -> Referral:
-    base: dict[str, object] = dict(
-        referral_id="R-00001", row=2, received=NOW - timedelta(hours=1), received_has_time=True,
-        first_name="Ann", last_name="Lee", phone=None, email=None, how_heard="Provider",
-        channel="Provider", source_tag="Provider Referral", referred_by="Dr R",
-        referrer_email=None, referrer_practice="", reason="", fit=None, first_contact=None,
-        appointment=None, visit=None, outcome=None, consent=False, stage="",
-        follow_up_due=NOW + timedelta(hours=23),
-    )
+    base: dict[str, object] = {
+        "referral_id": "R-00001", "row": 2, "received": NOW - timedelta(hours=1), "received_has_time": True,
+        "first_name": "Ann", "last_name": "Lee", "phone": None, "email": None, "how_heard": "Provider",
+        "channel": "Provider", "source_tag": "Provider Referral", "referred_by": "Dr R",
+        "referrer_email": None, "referrer_practice": "", "reason": "", "fit": None, "first_contact": None,
+        "appointment": None, "visit": None, "outcome": None, "consent": False, "stage": "",
+        "follow_up_due": NOW + timedelta(hours=23),
+    }
     base.update(fields)
     return Referral(**base)  # type: ignore[arg-type]
 
@@ -75,8 +75,8 @@ def test_the_card_checker_refuses_what_google_does_not_document() -> None:
     good = cards.action_response(cards.lines_card("T", ["a"], urls))
     assert check_response(good) == []
     bad_widget = cards.action_response(cards.card("T", [{"widgets": [{"marquee": {"text": "x"}}]}]))
-    assert check_response(bad_widget) == ["navigations[0].updateCard.sections[0].widgets[0].marquee:"
-                                          " not a widget the bridge may use"]
+    assert check_response(bad_widget) == [("navigations[0].updateCard.sections[0].widgets[0].marquee:"
+                                          " not a widget the bridge may use")]
     two_kinds = cards.homepage_response(cards.card("T", [{"widgets": [
         {"textParagraph": {"text": "x"}, "divider": {}}]}]))
     assert check_response(two_kinds)
@@ -86,8 +86,8 @@ def test_the_card_checker_refuses_what_google_does_not_document() -> None:
     extra_key = cards.homepage_response({"sections": [{"widgets": [
         {"textParagraph": {"text": "x", "colour": "red"}}]}]})
     assert check_response(extra_key) == [
-        "navigations[0].pushCard.sections[0].widgets[0].textParagraph.colour: "
-        "not a documented field here"]
+        ("navigations[0].pushCard.sections[0].widgets[0].textParagraph.colour: "
+        "not a documented field here")]
     assert check_response({"action": {"navigations": [{"popCard": True}]}})
     assert check_response({"cards": []})
 
