@@ -156,7 +156,8 @@ def create_app(
         try:
             # 1. Google, for this add-on: before anything else is read.
             try:
-                await run_in_threadpool(verifier.caller, request.headers.get("authorization"))
+                await run_in_threadpool(verifier.caller, request.headers.get("authorization"),
+                                        f"{urls.base}/{name}")
             except TokenError as error:
                 raise _Refused(401, error.reason) from None
             # 2. The event, and the person asking.

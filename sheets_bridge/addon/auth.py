@@ -81,7 +81,7 @@ class Verifier:
     certs_url: str
     request: google.auth.transport.Request
 
-    def _verify(self, token: str, audience: str) -> Mapping[str, Any]:
+    def _verify(self, token: str, audience: str | list[str]) -> Mapping[str, Any]:
         if not token or token.count(".") != 2:
             raise TokenError("no token")
         try:
@@ -101,12 +101,16 @@ class Verifier:
             raise TokenError("wrong issuer")
         return claims
 
-    def caller(self, authorization: str | None) -> None:
-        """Google itself, for this add-on: the bearer token's audience and service account."""
+    def caller(self, authorization: str | None, called_url: str = "") -> None:
+        """Google itself, for this add-on: the bearer token's audience and service account.
+
+        The audience is the configured endpoint URL, or the URL of the very endpoint called
+        (``endpoint_url`` + ``/home``): Google names the URL it posts to."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer":
             raise TokenError("no token")
-        claims = self._verify(token.strip(), self.endpoint_url)
+        audiences = [self.endpoint_url] + ([called_url] if called_url else [])
+        claims = self._verify(token.strip(), audiences)
         if claims.get("email") != self.service_account or claims.get("email_verified") is not True:
             raise TokenError("wrong service account")
 

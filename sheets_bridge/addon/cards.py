@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sheets_bridge.addon.panel import Knowledge, QueueItem, ReferralCard
+from sheets_bridge.dates import format_moment
 
 Card = dict[str, Any]
 Widget = dict[str, Any]
@@ -92,6 +94,13 @@ def _lookup_section(urls: Urls) -> dict[str, Any]:
     )
 
 
+def _moment(k: Knowledge, iso: str) -> str:
+    try:
+        return format_moment(datetime.fromisoformat(iso), k.now.tzinfo)
+    except ValueError:
+        return iso
+
+
 def _last_sync(k: Knowledge) -> tuple[str, str]:
     run = k.last_run
     quiet = k.last_quiet
@@ -99,8 +108,9 @@ def _last_sync(k: Knowledge) -> tuple[str, str]:
         return "No sync has run yet", ""
     started = str(run["started"]) if run else ""
     if quiet and (not started or quiet > started):
-        return quiet, "Nothing needed changing"
+        return _moment(k, quiet), "Nothing needed changing"
     assert run is not None
+    started = _moment(k, started)
     outcome = str(run.get("outcome", ""))
     summary = str(run.get("summary") or "")
     if outcome == "stopped":
@@ -153,6 +163,9 @@ def referral_card(ref: ReferralCard, urls: Urls) -> Card:
     upcoming = [labelled(what, when) for what, when in ref.next_drafts] or [
         paragraph("No other email is planned for this referral.")
     ]
+    if ref.next_drafts:
+        upcoming.append(paragraph(
+            f"Only events of the last {ref.recent_days} days are drafted for."))
     return card(
         ref.referral_id,
         [

@@ -111,6 +111,8 @@ class ReferralCard:
     next_drafts: tuple[tuple[str, str], ...]
     """(what, on what condition) of each draft not made yet; "due now" when the next sync makes
     it."""
+    recent_days: int = 7
+    """``drafts.recent_window_days``: older events are never drafted for."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class Knowledge:
             attention=ref.attention,
             drafts_made=made,
             next_drafts=tuple(upcoming),
+            recent_days=config.drafts.recent_window_days,
         )
 
 

@@ -121,7 +121,9 @@ def no_patient_data(body: Any) -> None:
 def test_home_card_shows_the_practice_at_a_glance(practice: Practice) -> None:
     with running(practice.app()) as base:
         body = ok(base, "home", practice.google)
+        granted = ok(base, "file-scope-granted", practice.google)
     assert "pushCard" in body["action"]["navigations"][0]
+    assert card_of(granted)["sections"][0] == card_of(body)["sections"][0]
     text = texts(body)
     assert "Rows needing attention" in text and "Overdue follow-ups" in text
     card = card_of(body)
@@ -317,6 +319,15 @@ def test_the_audience_is_the_configured_endpoint(google: FakeGoogle, tmp_path: P
     assert response.status_code == 401
     assert good.status_code == 200
     assert CLIENT_ID and SHEET_ID
+
+
+def test_a_token_for_the_url_called_is_accepted_there_only(practice: Practice) -> None:
+    google = practice.google
+    with running(practice.app()) as base:
+        here = post(base, "home", sheets_event(google), google.token(audience=f"{ENDPOINT}/home"))
+        there = post(base, "sync", sheets_event(google), google.token(audience=f"{ENDPOINT}/home"))
+    assert here.status_code == 200
+    assert there.status_code == 401
 
 
 def test_the_same_cards_answer_from_a_memory_sheet_with_the_same_cells(
