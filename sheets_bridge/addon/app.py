@@ -127,7 +127,9 @@ def create_app(
         return cards.setup_card(check(config), urls)
 
     def sync_now() -> dict[str, Any]:
-        return cards.lines_card("Sync now", sync.sync_now(), urls, header="What the sync did")
+        # The report's first line names the workbook's path on the server: not for the panel.
+        lines = [line for line in sync.sync_now() if not line.startswith("Sheet: ")]
+        return cards.lines_card("Sync now", lines, urls, header="What the sync did")
 
     handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "home": lambda e: home(),

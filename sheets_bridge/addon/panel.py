@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,8 +55,15 @@ def served_spreadsheet(config: BridgeConfig) -> str:
 
 def short_name(ref: Referral) -> str:
     """First name and last initial: what the sheet's users already see, and no more."""
-    initial = f" {ref.last_name[:1].upper()}." if ref.last_name else ""
-    return f"{ref.first_name}{initial}".strip() or "(no name)"
+    first = _visible(ref.first_name)
+    last = _visible(ref.last_name)
+    initial = f" {last[:1].upper()}." if last else ""
+    return f"{first}{initial}".strip() or "(no name)"
+
+
+def _visible(text: str) -> str:
+    """Without invisible format characters (zero-width spaces pasted in with a name)."""
+    return " ".join("".join(ch for ch in text if unicodedata.category(ch) != "Cf").split())
 
 
 def explain_stage(ref: Referral) -> str:

@@ -46,5 +46,5 @@ def refusal_lines(state_dir: Path) -> list[str]:
     data = read_refusals(state_dir)
     if not data.get("count"):
         return []
-    parts = ", ".join(f"{n} {reason}" for reason, n in sorted(data.get("reasons", {}).items()))
+    parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(data.get("reasons", {}).items()))
     return [f"Add-on requests refused: {data['count']} ({parts}); last at {data.get('last')}"]
