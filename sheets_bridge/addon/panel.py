@@ -1,8 +1,8 @@
 """What the bridge knows, gathered for the side panel: through the roles, never around them.
 
-The panel reads exactly what a cycle reads: a snapshot through the :class:`SheetBackend` role and
-a view of the state, taken under the state folder's lock (the one every cycle holds, so the panel
-never reads half a cycle), and plans from them without applying anything. The plan's referrals
+The panel reads exactly what a cycle reads: a view of the state, taken under the state folder's
+lock (the one every cycle holds, so the panel never reads half a commit), and a snapshot through
+the :class:`SheetBackend` role, and plans from them without applying anything. The plan's referrals
 carry the Stage, Follow-up Due and Attention lines the next cycle would write, so a card says
 what the sheet says (or is about to). Nothing here is written anywhere; nothing is logged.
 """
@@ -224,13 +224,18 @@ def gather(
     sheet: SheetBackend | None = None,
     count_drafts: bool = True,
 ) -> Knowledge:
-    """Read the sheet and the state once, under the state lock, and plan without applying."""
+    """Read the state (under the state lock, for a moment) and the sheet, and plan without
+    applying.
+
+    The lock is held only while the state is read, so a scheduled sync that starts meanwhile
+    waits a moment rather than misses its turn; the sheet is read after, through the backend,
+    which reads it whole at one moment as a cycle does."""
     sheet = sheet or open_sheet(config)
     with state_lock(config) as state:
         view = state.view(now, notice_hours=config.sync.notice_hours)
         runs = state.recent_runs(1)
         quiet = state.last_quiet()
-        snapshot = sheet.read()
+    snapshot = sheet.read()
     result = plan_cycle(snapshot, now, config, view, draft_planner=draft_planner(config))
     plan = result.plan
     waiting = None

@@ -81,3 +81,24 @@ def test_serve_alone_never_syncs_while_a_daemon_holds_the_state_folder(
     assert "running already" in " ".join(lines)
     with StateStore(practice.config.state_dir) as state:
         assert len(state.recent_runs(10)) == 1  # only the fixture's own first sync
+
+
+def test_a_scheduled_sync_waits_out_a_panel_reading_the_state(
+    tmp_path: Path, google: FakeGoogle
+) -> None:
+    import jobs.sync
+
+    practice = Practice(tmp_path, google)
+    held = threading.Event()
+
+    def panel_reads() -> None:
+        with StateStore(practice.config.state_dir):
+            held.set()
+            time.sleep(1.5)
+
+    reader = threading.Thread(target=panel_reads)
+    reader.start()
+    held.wait(5)
+    report = jobs.sync.run(str(practice.path))
+    reader.join()
+    assert report is not None and report.outcome in ("ok", "quiet")

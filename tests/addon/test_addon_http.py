@@ -139,7 +139,10 @@ def test_home_card_shows_the_practice_at_a_glance(practice: Practice) -> None:
     no_patient_data(body)
 
 
-def test_looking_up_a_referral_explains_its_stage_attention_and_drafts(practice: Practice) -> None:
+def test_looking_up_a_referral_explains_its_stage_attention_and_drafts(
+    practice: Practice, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
     with running(practice.app()) as base:
         one = ok(base, "lookup", practice.google, form={"referral_id": "r-00001"})
         two = ok(base, "referral", practice.google, parameters={"id": "R-00002"})
@@ -158,6 +161,13 @@ def test_looking_up_a_referral_explains_its_stage_attention_and_drafts(practice:
     assert "like R-00012" in texts(bad)
     for body in (one, two):
         no_patient_data(body)
+    # Nothing about a patient in the logs, whatever was looked up.
+    logged = caplog.text
+    assert "add-on /lookup answered" in logged
+    for patient in CANARY_PATIENTS:
+        for value in patient.values():
+            assert value not in logged
+    assert "ann@harborphysio.example" not in logged
 
 
 def test_the_work_queue_lists_due_rows_with_a_button_each(practice: Practice) -> None:
@@ -352,3 +362,18 @@ def test_the_same_cards_answer_from_a_memory_sheet_with_the_same_cells(
                 for rid in ("R-00001", "R-00002")
             ] + [ok(base, "queue", practice.google)]
     assert answers["memory"] == answers["xlsx"]
+
+
+def test_serve_refuses_to_start_with_the_add_on_off(tmp_path: Path, google: FakeGoogle,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_practice(tmp_path, [], google.certs_url, listen="")
+    assert main(["serve", "--config", str(path)]) == 2
+    assert "addon.listen" in capsys.readouterr().err
+
+
+def test_the_add_on_config_is_refused_half_filled(tmp_path: Path, google: FakeGoogle,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_practice(tmp_path, [], google.certs_url, service_account="",
+                          endpoint_url="http://plain.example/addon")
+    assert main(["check", "--config", str(path)]) == 2
+    assert "service_account" in capsys.readouterr().err
