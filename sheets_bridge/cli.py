@@ -162,6 +162,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{config.schedule.sync_minutes} minutes, the digest on {config.digest.weekday} at "
         f"{config.digest.hour}:00 ({config.practice.timezone}). Stop with Ctrl-C or SIGTERM."
     )
+    if config.addon.listen:
+        print(f"The Sheets add-on's endpoints listen on {config.addon.listen} "
+              f"(Google calls {config.addon.endpoint_url}).")
     return run_daemon(config, Path(args.config).resolve())
 
 

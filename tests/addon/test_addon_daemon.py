@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from addon_harness import FakeGoogle, post, running, sheets_event, texts, write_practice
 from test_addon_http import Practice, fmt, staff_row
@@ -102,3 +103,49 @@ def test_a_scheduled_sync_waits_out_a_panel_reading_the_state(
     report = jobs.sync.run(str(practice.path))
     reader.join()
     assert report is not None and report.outcome in ("ok", "quiet")
+
+
+@pytest.mark.slow
+def test_run_serves_the_add_on_beside_the_scheduler_and_stops_cleanly(
+    tmp_path: Path, google: FakeGoogle
+) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    now = datetime.now().astimezone()
+    path = write_practice(tmp_path, [staff_row(Received=fmt(now - timedelta(days=2)),
+                                               Patient_First_Name="Ann", How_Heard="Google")],
+                          google.certs_url, listen=f"127.0.0.1:{port}")
+    root = Path(__file__).resolve().parents[2]
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "sheets_bridge", "run", "--config", str(path)],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        answer = None
+        while time.monotonic() < deadline:
+            try:
+                answer = post(base, "home", sheets_event(google), google.token())
+            except httpx.TransportError:  # not listening yet
+                answer = None
+            if answer is not None and "No sync has run yet" not in answer.text:
+                break
+            time.sleep(0.3)
+        assert answer is not None and answer.status_code == 200
+        assert check_response(answer.json()) == []
+        assert "No sync has run yet" not in answer.text  # the daemon's first sync ran
+        refused = post(base, "home", sheets_event(google), None)
+        assert refused.status_code == 401
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err.decode()
