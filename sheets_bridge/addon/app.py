@@ -27,7 +27,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sheets_bridge.addon import cards
-from sheets_bridge.addon.auth import CachingRequest, TokenError, Verifier, is_allowed
+from sheets_bridge.addon.auth import (
+    UNAVAILABLE,
+    CachingRequest,
+    TokenError,
+    Verifier,
+    is_allowed,
+)
 from sheets_bridge.addon.panel import Knowledge, gather, served_spreadsheet
 from sheets_bridge.addon.refusals import record_refusal
 from sheets_bridge.config import BridgeConfig
@@ -161,6 +167,8 @@ def create_app(
                 await run_in_threadpool(verifier.caller, request.headers.get("authorization"),
                                         f"{urls.base}/{name}")
             except TokenError as error:
+                if error.reason == UNAVAILABLE:
+                    raise _Refused(503, error.reason) from None  # ours to fix, not the caller's
                 raise _Refused(401, error.reason) from None
             # 2. The event, and the person asking.
             body = await read_body(request)
@@ -176,6 +184,8 @@ def create_app(
                     verifier.user, auth.get("userIdToken") if isinstance(auth, dict) else None
                 )
             except TokenError as error:
+                if error.reason == UNAVAILABLE:
+                    raise _Refused(503, error.reason) from None
                 raise _Refused(401, "user " + error.reason) from None
             if not is_allowed(email, settings.allowed_users):
                 raise _Refused(403, "user not allowed", cards.homepage_response(cards.message_card(

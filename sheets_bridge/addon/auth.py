@@ -25,6 +25,8 @@ from google.oauth2 import id_token
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 #: How long certificates are kept when the response says nothing (Google's say about 6 hours).
 DEFAULT_CERTS_SECONDS = 300.0
+#: The reason given when Google's certificates cannot be fetched: the bridge's problem (503).
+UNAVAILABLE = "certificates unavailable"
 
 
 class TokenError(Exception):
@@ -89,7 +91,7 @@ class Verifier:
                 token, self.request, audience=audience, certs_url=self.certs_url
             )
         except google.auth.exceptions.TransportError:
-            raise TokenError("certificates unavailable") from None
+            raise TokenError(UNAVAILABLE) from None
         except (ValueError, google.auth.exceptions.GoogleAuthError) as error:
             text = str(error).lower()
             if "expired" in text:

@@ -377,3 +377,15 @@ def test_the_add_on_config_is_refused_half_filled(tmp_path: Path, google: FakeGo
                           endpoint_url="http://plain.example/addon")
     assert main(["check", "--config", str(path)]) == 2
     assert "service_account" in capsys.readouterr().err
+
+
+def test_certificates_that_cannot_be_fetched_are_the_bridge_s_problem_not_a_pass(
+    tmp_path: Path, google: FakeGoogle
+) -> None:
+    practice = Practice(tmp_path, google)
+    config = practice.config.model_copy(update={"addon": practice.config.addon.model_copy(
+        update={"certs_url": "http://127.0.0.1:9/nothing-listens-here"})})
+    with running(practice.app(config)) as base:
+        response = post(base, "home", sheets_event(google), google.token())
+    assert response.status_code == 503
+    assert practice.reads == 0
