@@ -101,11 +101,13 @@ def create_app(
     served = served_spreadsheet(config)
     now = clock or (lambda: datetime.now(config.tz))
 
-    def knowledge() -> Knowledge:
-        return gather(config, now(), sheet=sheet_factory() if sheet_factory else None)
+    def knowledge(*, count_drafts: bool = False) -> Knowledge:
+        # Counting drafts waiting may cost a Gmail call: only the home card shows it.
+        return gather(config, now(), sheet=sheet_factory() if sheet_factory else None,
+                      count_drafts=count_drafts)
 
     def home() -> dict[str, Any]:
-        return cards.home_card(knowledge(), urls, next_sync=sync.next_sync(),
+        return cards.home_card(knowledge(count_drafts=True), urls, next_sync=sync.next_sync(),
                                practice=config.practice.name)
 
     def lookup(event: dict[str, Any]) -> dict[str, Any]:
