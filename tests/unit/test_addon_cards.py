@@ -109,3 +109,46 @@ def test_cell_text_is_escaped_not_rendered_as_markup() -> None:
 ])
 def test_who_is_allowed(email: str, allowed: tuple[str, ...], expected: bool) -> None:
     assert is_allowed(email, allowed) is expected
+
+
+def test_every_card_the_bridge_can_answer_is_in_the_documented_subset() -> None:
+    """Each builder, with empty and with full data, wrapped as each endpoint wraps it."""
+    from sheets_bridge.addon.panel import Knowledge, QueueItem, ReferralCard
+    from sheets_bridge.state_view import StateView
+
+    urls = cards.Urls("https://bridge.example/addon")
+    empty = Knowledge(now=NOW, referrals=(), view=StateView(), due_drafts=frozenset(),
+                      last_run=None, last_quiet=None)
+    full = Knowledge(
+        now=NOW, referrals=(referral(stage="OVERDUE", attention=("Received is missing",)),),
+        view=StateView(), due_drafts=frozenset(),
+        last_run={"started": "2025-03-04T09:55:00-05:00", "outcome": "stopped",
+                  "summary": "The Referrals tab is missing"},
+        last_quiet="2025-03-04T09:50:00-05:00", stop_reason="The Referrals tab is missing",
+        drafts_waiting=None,
+    )
+    ref = ReferralCard("R-00001", "Ann L.", "OVERDUE", "Follow-up Due has passed", "",
+                       ("Received <b>is</b> missing",), (("welcome", "2025-03-03 09:00"),),
+                       (("reminder", "when ..."),))
+    bare = ReferralCard("R-00002", "Bo", "New", "Received", "2025-03-05 09:00", (), (), ())
+    built = [
+        cards.home_card(empty, urls, next_sync="not scheduled", practice="P"),
+        cards.home_card(full, urls, next_sync="2025-03-04 10:05", practice="P & Co"),
+        cards.queue_card([], urls),
+        cards.queue_card([QueueItem("R-00001", "Ann L.", "OVERDUE", "2025-03-03 09:00")], urls),
+        cards.referral_card(ref, urls),
+        cards.referral_card(bare, urls),
+        cards.lines_card("Sync now", [], urls),
+        cards.lines_card("Sync now", ["Rows read: 3"], urls, header="What the sync did"),
+        cards.setup_card([("ok", "fine"), ("warn", "hm"), ("fail", "broken")], urls),
+        cards.setup_card([], urls),
+        cards.not_connected_card(urls, can_ask=True),
+        cards.not_connected_card(urls, can_ask=False),
+        cards.message_card("Not available", "Ask the manager."),
+    ]
+    for card in built:
+        assert check_response(cards.homepage_response(card)) == []
+        assert check_response(cards.action_response(card)) == []
+        assert check_response(cards.action_response(card, push=True)) == []
+    assert check_response(cards.request_file_access_response()) == []
+    assert "&lt;b&gt;is&lt;/b&gt;" in str(built[4])
