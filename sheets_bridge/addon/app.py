@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -229,7 +230,13 @@ def create_app(
         log.info("add-on /%s answered", name)
         return JSONResponse(wrap(card))
 
-    return Starlette(routes=[Route("/{name}", endpoint, methods=["POST"])])
+    # The endpoints answer at the endpoint URL's own path (a proxy that passes /addon/home
+    # through) and at the root (one that strips it, or Cloud Run with no path).
+    prefix = urlsplit(settings.endpoint_url).path.rstrip("/")
+    routes = [Route("/{name}", endpoint, methods=["POST"])]
+    if prefix:
+        routes.insert(0, Route(prefix + "/{name}", endpoint, methods=["POST"]))
+    return Starlette(routes=routes)
 
 
 __all__ = ["SyncControl", "create_app"]

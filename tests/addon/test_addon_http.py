@@ -389,3 +389,12 @@ def test_certificates_that_cannot_be_fetched_are_the_bridge_s_problem_not_a_pass
         response = post(base, "home", sheets_event(google), google.token())
     assert response.status_code == 503
     assert practice.reads == 0
+
+
+def test_the_endpoints_answer_under_the_endpoint_url_s_path_too(practice: Practice) -> None:
+    google = practice.google
+    with running(practice.app()) as base:
+        proxied = post(base, "addon/home", sheets_event(google), google.token())
+        other = post(base, "elsewhere/home", sheets_event(google), google.token())
+    assert proxied.status_code == 200 and check_response(proxied.json()) == []
+    assert other.status_code == 404
