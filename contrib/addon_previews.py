@@ -127,7 +127,7 @@ def build_cards(folder: Path) -> dict[str, dict[str, Any]]:
         "home": cards.home_card(known, urls, next_sync="2025-03-04 10:05",
                                 practice=config.practice.name),
         "queue": cards.queue_card(queue, urls),
-        "sync": cards.lines_card("Sync now", synced, urls, header="What the sync did"),
+        "sync": cards.sync_card(synced, urls),
         "setup": cards.setup_card(check(config), urls),
         "not-connected": cards.not_connected_card(urls, can_ask=False),
         "not-allowed": cards.message_card(
@@ -145,8 +145,13 @@ def main(argv: list[str]) -> int:
     target = Path(argv[1] if len(argv) > 1 else "docs/addon")
     target.mkdir(parents=True, exist_ok=True)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    with tempfile.TemporaryDirectory(prefix="sb-previews-") as tmp:
-        built = build_cards(Path(tmp) / "demo")
+    # A fixed folder, so the paths in the Check setup card stay the same from run to run.
+    demo = Path(tempfile.gettempdir()) / "riverside-demo"
+    shutil.rmtree(demo, ignore_errors=True)
+    try:
+        built = build_cards(demo)
+    finally:
+        shutil.rmtree(demo, ignore_errors=True)
     for name, card in built.items():
         assert check_response(cards.action_response(card)) == [], name
         (target / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")

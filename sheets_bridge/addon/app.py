@@ -136,9 +136,7 @@ def create_app(
         return cards.setup_card(check(config), urls)
 
     def sync_now() -> dict[str, Any]:
-        # The report's first line names the workbook's path on the server: not for the panel.
-        lines = [line for line in sync.sync_now() if not line.startswith("Sheet: ")]
-        return cards.lines_card("Sync now", lines, urls, header="What the sync did")
+        return cards.sync_card(sync.sync_now(), urls)
 
     handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "home": lambda e: home(),

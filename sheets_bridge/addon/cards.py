@@ -186,6 +186,13 @@ def lines_card(title: str, lines: Sequence[str], urls: Urls, *, header: str = ""
                         section([buttons(button("Back", urls.home))])])
 
 
+def sync_card(lines: Sequence[str], urls: Urls) -> Card:
+    """What "Sync now" did: the lines ``sync`` prints, less the one naming the workbook's path
+    on the server (no business of the panel's)."""
+    shown = [line for line in lines if not line.startswith("Sheet: ")]
+    return lines_card("Sync now", shown, urls, header="What the sync did")
+
+
 def setup_card(findings: Sequence[tuple[str, str]], urls: Urls) -> Card:
     mark = {"ok": "OK", "warn": "Check", "fail": "Fix"}
     widgets = [labelled(mark.get(level, level), text) for level, text in findings]
