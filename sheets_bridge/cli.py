@@ -123,6 +123,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     if not runs:
         print("  (none)")
+    from sheets_bridge.addon.refusals import refusal_lines
+
+    for line in refusal_lines(config.state_dir):
+        print(line)
     return 0
 
 
@@ -158,7 +162,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{config.schedule.sync_minutes} minutes, the digest on {config.digest.weekday} at "
         f"{config.digest.hour}:00 ({config.practice.timezone}). Stop with Ctrl-C or SIGTERM."
     )
+    if config.addon.listen:
+        print(f"The Sheets add-on's endpoints listen on {config.addon.listen} "
+              f"(Google calls {config.addon.endpoint_url}).")
     return run_daemon(config, Path(args.config).resolve())
+
+
+# -- serve (the add-on alone) ----------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sheets_bridge.addon.server import serve
+
+    config = _config(args)
+    if not config.addon.listen:
+        raise ConfigError(
+            "The add-on is off",
+            ["addon.listen: set it to host:port, like 127.0.0.1:8787 (see docs/addon.md)"],
+        )
+    logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
+    print(f"sheets-bridge add-on for {config.practice.name} on {config.addon.listen} "
+          f"(Google calls {config.addon.endpoint_url}). Stop with Ctrl-C.")
+    return serve(config)
 
 
 # -- plumbing --------------------------------------------------------------------------------
@@ -204,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run as a daemon: sync on a schedule, the weekly digest")
     with_config(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="serve the Google Sheets add-on's endpoints alone (no schedule)")
+    with_config(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="build a demo practice and run it end to end")
     p.add_argument("--dir", default="demo-practice", help="folder for the demo practice")

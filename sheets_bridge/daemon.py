@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -112,7 +113,24 @@ def run_daemon(config: BridgeConfig, config_path: Path) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        server = _start_addon(config, scheduler) if config.addon.listen else None
         # A digest missed while the daemon was down goes out now, once (keyed by ISO week).
         jobs.digest.run(str(config_path))
-        scheduler.start()
+        try:
+            scheduler.start()
+        finally:
+            if server is not None:
+                server.should_exit = True
     return 0
+
+
+def _start_addon(config: BridgeConfig, scheduler: BlockingScheduler) -> Any:
+    """The add-on's endpoints beside the scheduler (``addon.listen``): "Sync now" moves the
+    scheduled job, so the scheduler stays the one writer."""
+    from sheets_bridge.addon.app import create_app
+    from sheets_bridge.addon.server import SchedulerSync, build_server, start_in_thread
+
+    server = build_server(create_app(config, SchedulerSync(scheduler, config)), config.addon.listen)
+    start_in_thread(server)
+    log.info("add-on endpoints listening on %s", config.addon.listen)
+    return server
