@@ -230,9 +230,13 @@ def assign_ids(
         facets. An ID typed over by hand is only ever matched exactly (B24)."""
         candidates = identity_to_missing.get(r.identity, [])
         if len(candidates) == 1:
-            return candidates.pop()
+            rid = candidates.pop()
+            claimed.add(rid)
+            return rid
         return restore_by_facets(r) if not candidates and not r.current_id else None
 
+    # Every missing ID given back to a row this cycle, whichever way: the facet match must never
+    # hand the same one to a second row (two identical rows typed while a cycle died mid-draft).
     claimed: set[str] = set()
 
     def restore_by_facets(r: RowWork) -> str | None:
@@ -298,6 +302,7 @@ def assign_ids(
         if not r.current_id and r.key in carried:
             r.final_id = carried[r.key]
             assigned[r.final_id] = r.identity
+            claimed.add(r.final_id)
             next_number = max(next_number, (id_number(r.final_id) or 0) + 1)
             pool = identity_to_missing.get(r.identity)
             if pool and r.final_id in pool:
@@ -314,6 +319,7 @@ def assign_ids(
             ordered = sorted(pool, key=lambda rid: id_number(rid) or 0)
             for r, rid in zip(sorted(twins, key=lambda t: t.sheet.number), ordered, strict=True):
                 r.final_id = rid
+                claimed.add(rid)
                 if not state.ids[rid].pending:
                     r.notices.append(_cleared(rid))
             pool.clear()

@@ -375,8 +375,12 @@ class StateStore:
                 list(adopted),
             )
             self._mark_present(db, present, stamp, facets)
+            # A notice said again after its first saying expired (the same hand edit a second
+            # time, days later) is a new event: it restarts its clock, or the next cycle would
+            # drop it from Attention again at once.
             db.executemany(
-                "INSERT OR IGNORE INTO notices VALUES(?, ?, ?)",
+                "INSERT INTO notices VALUES(?, ?, ?) ON CONFLICT(referral_id, message) "
+                "DO UPDATE SET created = excluded.created WHERE excluded.created > created",
                 [(n.referral_id, n.message, _iso(n.created)) for n in notices],
             )
             run_id = self._insert_run(db, run, now)

@@ -118,3 +118,32 @@ def test_run_sync_with_summaries_and_drafts_on_a_memory_sheet(
     for report in (first, second):
         for problem in report.problems:
             assert not any(c in problem.message for c in CANARY_STRINGS)
+
+
+def test_the_same_hand_edit_a_second_time_days_later_is_said_and_then_left_alone(
+    config: BridgeConfig,
+) -> None:
+    """Found by the planner's state machine: the notice of a repeated hand edit kept its first
+    date, so it had already expired when said again and the next cycle rewrote Attention."""
+    from conftest import header_index
+
+    sheet = make_sheet([patient("Ann")])
+    run_one(config, sheet, FIXED_NOW)
+    assert sheet.grid is not None
+    tag = header_index(sheet, "Source Tag")
+
+    def type_over() -> None:
+        assert sheet.grid is not None
+        sheet.grid[1][tag] = "typed"
+
+    type_over()
+    run_one(config, sheet, FIXED_NOW + timedelta(minutes=2))
+    later = FIXED_NOW + timedelta(hours=30)
+    type_over()
+    report = run_one(config, sheet, later)
+    assert "Source Tag was changed by hand" in str(record_of(sheet, "Ann")["Attention"])
+    assert report.outcome == "ok"
+    applies = sheet.applies
+    quiet = run_one(config, sheet, later + timedelta(minutes=2))
+    assert quiet.outcome == "quiet", "Attention was rewritten straight after being said"
+    assert sheet.applies == applies

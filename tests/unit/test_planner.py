@@ -670,3 +670,31 @@ def test_a_row_typed_twice_thanks_the_referrer_once(config: BridgeConfig) -> Non
     later = next(r for r in records(sheet) if r["Referral ID"] == "R-00002")
     assert "Possible duplicate of R-00001" in str(later["Attention"])
     assert not later["Emails"]
+
+
+def test_two_identical_new_rows_never_share_the_id_a_dead_cycle_journalled(
+    config: BridgeConfig,
+) -> None:
+    """Found by the drafting state machine: a cycle journalled R-00001 for a new row and died
+    before the sheet was written; staff then typed the same patient again. One row gets
+    R-00001 back, the other a new ID: never the same one twice by matching facets."""
+    from conftest import FIXED_NOW, patient, sheet_grid
+
+    from sheets_bridge.planner import plan_cycle
+    from sheets_bridge.sheets.memory import MemorySheet
+    from sheets_bridge.state import StateStore
+
+    row = patient("Ann", Received="2025-03-04 09:00")
+    with StateStore(config.state_dir) as state:
+        first = plan_cycle(MemorySheet(sheet_grid([row])).read(), FIXED_NOW, config,
+                           state.view(FIXED_NOW))
+        plan = first.plan
+        assert [w.new for w in plan.cell_writes if w.column == "Referral ID"] == ["R-00001"]
+        # What the cycle journals before it drafts; then it dies, the sheet never written.
+        state.record_intent(plan.cell_writes, plan.assigned_ids, plan.next_id_number,
+                            FIXED_NOW, facets=first.facets)
+    with StateStore(config.state_dir) as state:
+        again = plan_cycle(MemorySheet(sheet_grid([row, dict(row)])).read(), FIXED_NOW, config,
+                           state.view(FIXED_NOW))
+    ids = [w.new for w in again.plan.cell_writes if w.column == "Referral ID"]
+    assert sorted(ids) == ["R-00001", "R-00002"], ids
