@@ -1103,7 +1103,9 @@ class FakeGoogle:
             if claims is not None and "iss" in claims:
                 scopes = frozenset(str(claims.get("scope", "")).split()) or ALL_SCOPES
                 info = _TokenInfo(str(claims["iss"]), scopes, delegated=False)
-            elif self.accept_unknown_tokens:
+            elif self.accept_unknown_tokens and not token.startswith("ya29."):
+                # A static test token (Credentials(token="x")): the owner, every scope. A
+                # "ya29." token the fake never issued is an expired one, as from a token file.
                 info = _TokenInfo(OWNER, ALL_SCOPES)
         if info is None or self.revoked:
             raise ApiError(401, reason=("global", "authError"))
@@ -1807,16 +1809,19 @@ class FakeGoogle:
         if kind == "media":
             return {"raw": base64.urlsafe_b64encode(raw_body).decode(), "message": {"raw": base64.urlsafe_b64encode(raw_body).decode()}}
         if kind == "multipart":
-            msg = email.message_from_bytes(
-                b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw_body, policy=email.policy.compat32
-            )
-            parts = msg.get_payload()
-            assert isinstance(parts, list) and len(parts) == 2, "multipart upload needs 2 parts"
-            meta_part, media_part = parts
-            meta = json.loads(meta_part.get_payload(decode=True) or b"{}")
-            media = media_part.get_payload(decode=True)
-            if media is None:
-                media = str(media_part.get_payload()).encode()
+            m = re.search(r'boundary="?([^";]+)"?', ctype)
+            if not m:
+                raise ApiError(400, "Missing multipart boundary", reason=("global", "badRequest"))
+            pieces = []
+            for chunk in raw_body.split(b"--" + m.group(1).encode())[1:]:
+                if chunk.startswith(b"--"):
+                    break
+                _head, _, content = chunk.partition(b"\r\n\r\n")
+                pieces.append(content[:-2] if content.endswith(b"\r\n") else content)
+            if len(pieces) != 2:
+                raise ApiError(400, "A multipart upload needs metadata and media", reason=("global", "badRequest"))
+            meta = json.loads(pieces[0] or b"{}")
+            media = pieces[1]
             encoded = base64.urlsafe_b64encode(media).decode()
             if "message" in meta or not meta or "id" in meta:
                 message = dict(meta.get("message") or {})
