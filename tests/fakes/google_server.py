@@ -1108,7 +1108,18 @@ class FakeGoogle:
                 # "ya29." token the fake never issued is an expired one, as from a token file.
                 info = _TokenInfo(OWNER, ALL_SCOPES)
         if info is None or self.revoked:
-            raise ApiError(401, reason=("global", "authError"))
+            raise ApiError(
+                401,
+                details=[
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "ACCESS_TOKEN_EXPIRED",
+                        "domain": "googleapis.com",
+                        "metadata": {"service": f"{api}.googleapis.com"},
+                    }
+                ],
+                reason=("global", "authError"),
+            )
         if api in self.disabled_apis:
             name, service = (
                 ("Google Sheets API", "sheets.googleapis.com")

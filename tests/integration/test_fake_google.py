@@ -382,6 +382,16 @@ def test_a_lost_write_response_was_applied(book: FakeGoogle) -> None:
     assert book.grid(SHEET, "Referrals")[1] == ["R-1", "Ann Canary", "Drafted"]
 
 
+def test_gspread_does_not_resend_a_write_whose_response_was_lost(book: FakeGoogle) -> None:
+    """requests (under gspread) reports the lost answer instead of re-sending, unlike httplib2."""
+    ws = gspread_client(book).open_by_key(SHEET).worksheet("Referrals")  # pooled connection now
+    book.lose_response_next(match="values:batchUpdate")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        ws.batch_update([{"range": "C3", "values": [["Drafted"]]}])
+    assert [r.line for r in book.requests].count(f"POST /v4/spreadsheets/{SHEET}/values:batchUpdate") == 1
+    assert book.grid(SHEET, "Referrals")[2][2] == "Drafted"
+
+
 def test_a_slow_server_trips_the_client_timeout(book: FakeGoogle) -> None:
     book.delay_next(2.0, match="values")
     started = time.monotonic()
