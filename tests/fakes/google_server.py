@@ -631,6 +631,7 @@ class FakeGoogle:
     """Sheets v4 + Gmail v1 + OAuth token endpoint on 127.0.0.1 (see tests/fakes/README.md)."""
 
     def __init__(self) -> None:
+        self._port = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -654,16 +655,25 @@ class FakeGoogle:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        """Listen on 127.0.0.1: a free port the first time, the same port after a stop().
+
+        Stopping and starting again keeps every piece of state, so a test can take Google away
+        (connection refused) and bring it back at the same endpoint.
+        """
         fake = self
 
         class Handler(_Handler):
             pass
 
         Handler.fake = fake
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         server.daemon_threads = True
+        self._port = int(server.server_address[1])
+        self._stopping.clear()
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-google", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-google", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -685,8 +695,8 @@ class FakeGoogle:
 
     @property
     def endpoint(self) -> str:
-        assert self._server is not None, "call start() first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        assert self._port, "call start() first"
+        return f"http://127.0.0.1:{self._port}"
 
     # -- Sheets state --------------------------------------------------------------------------
     def add_spreadsheet(

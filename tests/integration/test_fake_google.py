@@ -14,6 +14,7 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
+import google.auth._exponential_backoff
 import google.auth.transport.requests
 import gspread
 import pytest
@@ -421,6 +422,34 @@ def test_a_staff_sort_between_read_and_write_moves_a_row_number_write(book: Fake
     book.on_before(staff_sort, match="values:batchUpdate")
     ws.batch_update([{"range": f"C{ann_row}", "values": [["Drafted"]]}])
     assert book.grid(SHEET, "Referrals")[1:] == [["R-2", "Bob Canary", "Drafted"], ["R-1", "Ann Canary", "New"]]
+
+
+def test_google_can_go_away_and_come_back_at_the_same_endpoint(book: FakeGoogle) -> None:
+    endpoint = book.endpoint
+    book.stop()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"{endpoint}/v4/spreadsheets/{SHEET}", timeout=2)
+    book.start()
+    assert book.endpoint == endpoint
+    assert _http(book, "GET", f"/v4/spreadsheets/{SHEET}/values/Referrals").json()["values"][1][0] == "R-1"
+
+
+def test_the_token_endpoint_can_fail_too(
+    fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(google.auth._exponential_backoff.time, "sleep", lambda _s: None)
+    write_authorized_user_token(tmp_path / "token.json")
+    creds = user_credentials.Credentials.from_authorized_user_file(str(tmp_path / "token.json"))
+    creds = creds.with_token_uri(fake_google.endpoint + "/token")
+    fake_google.fail_next(503, match="POST /token")
+    creds.refresh(google.auth.transport.requests.Request())  # google-auth retries a 5xx itself
+    assert len(fake_google.requests_for("token")) == 2
+    fake_google.reset_requests()
+    fake_google.fail_next(503, count=10, match="POST /token")
+    with pytest.raises(RefreshError) as err:
+        creds.refresh(google.auth.transport.requests.Request())
+    assert err.value.retryable
+    assert len(fake_google.requests_for("token")) == 3  # then gives up: three tries in all
 
 
 def test_the_request_log_counts_everything(book: FakeGoogle) -> None:
