@@ -1264,7 +1264,9 @@ class FakeGoogle:
             raise _invalid(f"Invalid value at 'value_render_option', \"{value_option}\"", "value_render_option")
         if b.r0 >= sheet.rows or b.c0 >= sheet.cols:
             raise _invalid(
-                f"Range ({_always_quoted(sheet.title)}!{rng.rpartition('!')[2]}) exceeds grid limits. "
+                # Google echoes the range as the client sent it (airbyte#1740: "Range
+                # (Mass!151154:151354) exceeds grid limits. Max rows: 151000, max columns: 26").
+                f"Range ({rng}) exceeds grid limits. "
                 f"Max rows: {sheet.rows}, max columns: {sheet.cols}"
             )
         clipped = b.clip(sheet.rows, sheet.cols)
@@ -1317,8 +1319,12 @@ class FakeGoogle:
                 )
         written = Bounds(b.r0, b.c0, end_r, end_c)
         if end_r >= sheet.rows or end_c >= sheet.cols:
+            # The first cell outside the grid, after the title as sent ("Range (Solar!Y1)
+            # exceeds grid limits. Max rows: 981, max columns: 24", home-assistant/core#104198).
+            outside = (min(end_r, sheet.rows), b.c0) if end_r >= sheet.rows else (b.r0, sheet.cols)
+            sent_title = rng.rpartition("!")[0] if "!" in rng else quote_title(sheet.title)
             raise _invalid(
-                f"Range ({_always_quoted(sheet.title)}!{format_bounds(written)}) exceeds grid limits. "
+                f"Range ({sent_title}!{col_letters(outside[1])}{outside[0] + 1}) exceeds grid limits. "
                 f"Max rows: {sheet.rows}, max columns: {sheet.cols}"
             )
         new_cells = {}
@@ -1963,11 +1969,6 @@ def _color(c: float) -> float | int:
     if level in (0, 255):
         return level // 255
     return float(f"{level / 255:.8g}")
-
-
-def _always_quoted(title: str) -> str:
-    """Grid-limit errors echo the title quoted, as the client sent it."""
-    return "'" + title.replace("'", "''") + "'"
 
 
 def _truthy(value: object) -> bool:

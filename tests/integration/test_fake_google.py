@@ -132,7 +132,11 @@ def test_append_rows_grows_the_grid_and_update_beyond_it_is_refused(fake_google:
     with pytest.raises(gspread.exceptions.APIError) as err:
         ws.update([["x", "y", "z"]], "A1")
     assert err.value.code == 400
-    assert "exceeds grid limits. Max rows: 3, max columns: 2" in str(err.value)
+    assert err.value.error["message"] == "Range ('Bridge Log'!C1) exceeds grid limits. Max rows: 3, max columns: 2"
+    with pytest.raises(gspread.exceptions.APIError) as err:
+        ws.get("A10:B12")  # a read that starts outside the grid is refused too
+    assert err.value.error["message"] == "Range ('Bridge Log'!A10:B12) exceeds grid limits. Max rows: 3, max columns: 2"
+    assert ws.get("A1:Z100") == [["When", "What"], ["t1", "cycle"], ["t2", "cycle"]]  # the end is clipped
     assert fake_google.grid(SHEET, "Bridge Log")[0] == ["When", "What"]
 
 
