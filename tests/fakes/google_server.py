@@ -2005,7 +2005,11 @@ def _jwt_claims(token: str) -> dict[str, Any] | None:
 def _matches(raw: bytes, search: str) -> bool:
     """Gmail search, the parts the bridge uses: rfc822msgid:, subject:, to:, from:, free words."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    text = raw.decode("utf-8", "replace").lower()
+    # Free words match what Gmail indexes: the addresses, the subject and the text, not custom
+    # headers (there is no operator for X-Sheets-Bridge-Key; a search for it finds nothing).
+    text = " ".join(
+        [*(str(msg.get(h, "")) for h in ("Subject", "From", "To", "Cc")), _body_text(msg)]
+    ).lower()
     for term in re.findall(r'(?:[^\s"]+:)?"[^"]*"|\S+', search):
         key, sep, value = term.partition(":")
         value = value.strip('"')
@@ -2021,6 +2025,16 @@ def _matches(raw: bytes, search: str) -> bool:
         elif term.strip('"').lower() not in text:
             return False
     return True
+
+
+def _body_text(msg: Message) -> str:
+    parts = []
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                parts.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+    return " ".join(parts)
 
 
 def _snippet(msg: Message) -> str:

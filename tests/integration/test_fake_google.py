@@ -263,6 +263,9 @@ def test_gmail_drafts_create_list_get_delete_and_send(fake_google: FakeGoogle) -
     assert [d["id"] for d in hit["drafts"]] == [made["id"]]
     assert drafts.list(userId="me", q="rfc822msgid:<k1@bridge>").execute()["resultSizeEstimate"] == 1
     assert drafts.list(userId="me", q="rfc822msgid:other@bridge").execute() == {"resultSizeEstimate": 0}
+    assert drafts.list(userId="me", q="subject:referral received").execute()["resultSizeEstimate"] == 1
+    # Gmail does not index custom headers: the bridge key is found by reading drafts, not by q.
+    assert drafts.list(userId="me", q="k1").execute() == {"resultSizeEstimate": 0}
 
     raw = drafts.get(userId="me", id=made["id"], format="raw").execute()
     assert base64.urlsafe_b64decode(raw["message"]["raw"]) == fake_google.drafts[made["id"]]
