@@ -1792,11 +1792,15 @@ class FakeGoogle:
         if rest == "/drafts/send" and method == "POST":
             self._need_scope(info, GMAIL_DRAFT_SCOPES, "gmail")
             draft_id = str(data.get("id") or "")
-            draft = self._drafts.pop(draft_id, None)
-            if draft is None:
+            if draft_id not in self._drafts:
                 raise ApiError(404, "Requested entity was not found.", reason=("global", "notFound"))
-            self.sent.append(draft.raw)
-            return 200, {"id": draft.message_id, "threadId": draft.thread_id, "labelIds": ["SENT"]}
+            sent_draft = self._drafts.pop(draft_id)
+            self.sent.append(sent_draft.raw)
+            return 200, {
+                "id": sent_draft.message_id,
+                "threadId": sent_draft.thread_id,
+                "labelIds": ["SENT"],
+            }
         dm = re.match(r"^/drafts/([^/]+)$", rest)
         if dm:
             draft_id = unquote(dm.group(1))

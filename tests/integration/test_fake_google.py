@@ -287,6 +287,11 @@ def test_gmail_drafts_create_list_get_delete_and_send(fake_google: FakeGoogle) -
     assert sent["labelIds"] == ["SENT"]
     assert b"Subject: Digest" in fake_google.sent[0]
 
+    other = drafts.create(userId="me", body={"message": {"raw": _message("k2@bridge")}}).execute()
+    drafts.send(userId="me", body={"id": other["id"]}).execute()  # a person clicking Send
+    assert fake_google.drafts == {}
+    assert b"Message-ID: <k2@bridge>" in fake_google.sent[1]
+
 
 def test_gmail_drafts_list_pages_newest_first(fake_google: FakeGoogle) -> None:
     drafts = gmail_service(fake_google).users().drafts()
