@@ -32,6 +32,7 @@ from typing import ClassVar
 from lxml import etree
 
 from sheets_bridge import model
+from sheets_bridge.dates import moment_text_serial
 from sheets_bridge.errors import SnapshotStaleError, WorkbookUnreadableError
 from sheets_bridge.identity import row_fingerprint
 from sheets_bridge.model import Plan, ReferralsTab, SheetRow, Snapshot, TabContent, TabValues
@@ -331,11 +332,27 @@ class LocalWorkbook:
             style = cell.attrs.get(b"s") if cell is not None else None
             ref = f"{ox.col_letters(col)}{row_no}"
             new = w.new[: model.MAX_CELL_CHARS]
-            new_cells.setdefault(row_no, {})[col] = (
-                oxr.inline_string_cell(prefix, ref, style, new)
-                if new
-                else oxr.empty_cell(prefix, ref, style)
+            serial = (
+                moment_text_serial(new, pkg.date1904)
+                if w.column in model.BRIDGE_MOMENT_COLUMNS
+                else None
             )
+            if serial is not None:
+                # A real date-time, so staff can sort and filter by it; a cell already styled
+                # as a date (init's column format, or staff's own) keeps its look.
+                if not _is_date_style(style, ctx):
+                    found = edit.style(oxr.CellLook(number_format=oxr.DATETIME_FORMAT))
+                    style = str(found).encode() if found is not None else style
+                new_cells.setdefault(row_no, {})[col] = oxr.number_cell(prefix, ref, style, serial)
+            elif new:
+                if style is None and w.column in model.BRIDGE_WRAP_COLUMNS:
+                    found = edit.style(oxr.CellLook(wrap=True))
+                    style = str(found).encode() if found is not None else None
+                new_cells.setdefault(row_no, {})[col] = oxr.inline_string_cell(
+                    prefix, ref, style, new
+                )
+            else:
+                new_cells.setdefault(row_no, {})[col] = oxr.empty_cell(prefix, ref, style)
             report.applied.append(w)
 
         if not new_cells:
@@ -364,9 +381,28 @@ class LocalWorkbook:
         dim = oxr.update_dimension(xml, max(new_cells), max_col)
         if dim is not None:
             edits.append(dim)
+        added = {
+            hw.col: (model.BRIDGE_COLUMN_WIDTHS.get(hw.header, 16), self._column_style(edit, hw.header))
+            for hw in plan.header_writes
+            if hw in report.headers_added
+        }
+        widths = oxr.column_width_edit(xml, data_span, added) if added else None
+        if widths is not None:
+            edits.append(widths)
         edit.put(sheet.part, oxr.splice(xml, edits))
         if formula_hit:
             edit.drop_calc_chain()
+
+    @staticmethod
+    def _column_style(edit: PackageEdit, header: str) -> bytes | None:
+        """The column style of a bridge column the sync adds: wrapped text, or a date-time."""
+        if header in model.BRIDGE_WRAP_COLUMNS:
+            found = edit.style(oxr.CellLook(wrap=True))
+        elif header in model.BRIDGE_MOMENT_COLUMNS:
+            found = edit.style(oxr.CellLook(number_format=oxr.DATETIME_FORMAT))
+        else:
+            return None
+        return str(found).encode() if found is not None else None
 
     def _write_tab(
         self, pkg: Package, edit: PackageEdit, content: TabContent, report: ApplyReport
@@ -374,7 +410,6 @@ class LocalWorkbook:
         if title_key(content.title) == title_key(self.referrals_tab):
             log.error("refusing to overwrite the Referrals tab with a summary tab")
             return
-        bold, wrap = edit.styles()
         existing = pkg.find_sheet(content.title)
         part = existing.part if existing is not None else edit.new_sheet_part()
         keep: list[bytes] = []
@@ -396,14 +431,17 @@ class LocalWorkbook:
             keep.insert(0, b'<drawing r:id="' + ox.escape_attr(drawing_rid).encode() + b'"/>')
         xml = oxr.generate_sheet(
             content.rows,
-            bold_style=bold,
-            wrap_style=wrap,
+            style=edit.style,
             heading_rows=content.heading_rows,
             heading_cells=content.heading_cells,
+            right_cells=content.right_cells,
+            wrap_cols=content.wrap_cols,
             widths=content.widths,
             freeze_rows=content.freeze_rows,
+            landscape=content.landscape,
             keep=keep,
             max_chars=model.MAX_CELL_CHARS,
+            date1904=pkg.date1904,
         )
         if existing is not None:
             edit.put(part, xml)
@@ -424,6 +462,15 @@ class LocalWorkbook:
             refuse_if_open(self.path)
 
         replace_file(self.path, edit.write_zip, check=still_ours, step=self.step)
+
+
+def _is_date_style(style: bytes | None, ctx: ox.ValueContext) -> bool:
+    if style is None:
+        return False
+    try:
+        return ctx.date_style[int(style)]
+    except (ValueError, IndexError):
+        return False
 
 
 class _XmlRows:

@@ -64,7 +64,7 @@ STAFF_HEADER_FILL = "DDEBF7"
 BRIDGE_HEADER_FILL = "D9D9D9"
 
 DATE_COLUMNS: tuple[str, ...] = ("Received", "First Contact", "Appointment")
-BRIDGE_DATE_COLUMNS: tuple[str, ...] = ("Follow-up Due", "Bridge Updated")
+BRIDGE_DATE_COLUMNS: tuple[str, ...] = model.BRIDGE_MOMENT_COLUMNS
 WRAP_COLUMNS: tuple[str, ...] = ("Attention", "Emails", "Notes")
 
 #: Column -> (accepted values, strict). Not strict means any text is accepted without a message
@@ -96,13 +96,7 @@ COLUMN_WIDTHS: dict[str, int] = {
     "Outcome": 14,
     "Consent to Update Referrer": 14,
     "Notes": 30,
-    "Referral ID": 11,
-    "Source Tag": 17,
-    "Stage": 12,
-    "Follow-up Due": 17,
-    "Attention": 45,
-    "Emails": 40,
-    "Bridge Updated": 17,
+    **model.BRIDGE_COLUMN_WIDTHS,
 }
 
 GIFTS_HEADERS: tuple[str, ...] = ("Date", "Recipient", "Recipient Type", "Item", "Retail Value")
