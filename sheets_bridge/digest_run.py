@@ -153,6 +153,7 @@ def _build(
         gifts=gifts,
         drafts=_drafts_waiting(view, drafter, now),
         sheet_link=_sheet_link(config, settings, sheet),
+        sheet_where=sheet.describe(),
         notes=notes,
         drafted=drafted_by_referrer(view, config.tz, referrals),
     )

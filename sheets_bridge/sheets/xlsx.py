@@ -78,7 +78,9 @@ class LocalWorkbook:
         return str(self.path)
 
     def link(self) -> str | None:
-        return self.path.resolve().as_uri()
+        """None: a ``file://`` address is no link a phone (or another computer) can follow, so
+        the digest says where the workbook is instead (``describe``)."""
+        return None
 
     def prepare(self) -> None:
         """Remove temp files a crashed save left beside the workbook (F17)."""
