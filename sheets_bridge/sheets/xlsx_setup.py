@@ -79,7 +79,7 @@ DROPDOWNS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 COLUMN_WIDTHS: dict[str, int] = {
-    "Received": 17,
+    "Received": 18,
     "Patient First Name": 16,
     "Patient Last Name": 16,
     "Patient Phone": 16,
@@ -90,8 +90,8 @@ COLUMN_WIDTHS: dict[str, int] = {
     "Referrer Practice": 24,
     "Reason": 30,
     "Fit": 11,
-    "First Contact": 17,
-    "Appointment": 17,
+    "First Contact": 18,
+    "Appointment": 18,
     "Visit": 12,
     "Outcome": 14,
     "Consent to Update Referrer": 14,

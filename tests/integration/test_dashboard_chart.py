@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import need_soffice
 from lxml import etree
 from openpyxl import load_workbook
 from openpyxl.chart import BarChart, LineChart, Reference
@@ -445,19 +446,15 @@ def test_the_package_checker_sees_dangling_and_orphan_parts(tmp_path: Path) -> N
 
 
 # ------------------------------------------------------------------------------------ LibreOffice
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-
-
-@pytest.mark.skipif(SOFFICE is None, reason="LibreOffice not installed")
 def test_libreoffice_renders_the_synced_dashboard(practice: Practice, tmp_path: Path) -> None:
+    soffice = need_soffice()
     config = practice()
     run_sync(config, now=NOW)
     run_sync(config, now=LATER)
     path = workbook_path(config)
     out = tmp_path / "pdf"
-    assert SOFFICE is not None
     subprocess.run(
-        [SOFFICE, "--headless", "--convert-to", "pdf", "--outdir", str(out), str(path)],
+        [soffice, "--headless", "--convert-to", "pdf", "--outdir", str(out), str(path)],
         check=True,
         timeout=180,
         capture_output=True,

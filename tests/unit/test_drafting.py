@@ -603,7 +603,7 @@ def test_contexts_hold_only_allowlisted_fields() -> None:
         assert REASON_CANARY not in flat and PHONE_CANARY not in flat
         assert "referral" not in context and "reason" not in context
         if RECIPIENTS[kind] == "patient":
-            assert set(context.get("patient", {})) == {"first_name"}
+            assert set(context.get("patient", {})) == {"first_name", "greeting"}
 
 
 def test_template_syntax_in_cells_is_shown_literally() -> None:
