@@ -615,6 +615,7 @@ def write_demo_workbook(path: Path, rows: list[Row], *, tab: str = model.REFERRA
             name, COLUMN_WIDTHS.get(name, max(12, len(name) + 2))
         )
     ws.freeze_panes = "A2"
+    ws.row_dimensions[1].height = 30  # two lines: long headers wrap, as `init` lays them out
 
     gifts = wb.create_sheet(model.GIFTS_TAB)
     _header(gifts, ("Date", "Recipient", "Recipient Type", "Item", "Retail Value"))

@@ -297,7 +297,35 @@ def add_ref_attr(cell_xml: bytes, ref: str) -> bytes:
     return cell_xml[: m.end()] + f' r="{ref}"'.encode() + cell_xml[m.end() :]
 
 
-def rebuild_row(row: RowSpan, cells: RowCells, new_cells: dict[int, bytes], max_col: int) -> bytes:
+_HT_RE = re.compile(rb'\s+ht\s*=\s*["\']([\d.]+)["\']')
+_CUSTOM_HT_RE = re.compile(rb'\s+customHeight\s*=\s*["\'][^"\']*["\']')
+
+
+def row_height_attrs(attrs: bytes, lines: int) -> bytes:
+    """``attrs`` of a row made tall enough for ``lines`` of wrapped bridge text (spreadsheets
+    do not grow a row on opening). A height staff chose (not a multiple of the 15-point line
+    the bridge uses) is kept; a row of one line goes back to the default height."""
+    m = _HT_RE.search(attrs)
+    if m is not None:
+        try:
+            current = float(m.group(1))
+        except ValueError:
+            return attrs
+        if current % 15:
+            return attrs  # a height staff chose
+    bare = _CUSTOM_HT_RE.sub(b"", _HT_RE.sub(b"", attrs))
+    if lines <= 1:
+        return bare
+    return bare.rstrip() + f' ht="{15 * lines}" customHeight="1"'.encode()
+
+
+def rebuild_row(
+    row: RowSpan,
+    cells: RowCells,
+    new_cells: dict[int, bytes],
+    max_col: int,
+    lines: int | None = None,
+) -> bytes:
     """The row element with ``new_cells`` (col -> cell XML, b"" to delete) merged in by column.
 
     Untouched cells keep their bytes (plus an ``r`` when they had none, so that numbering stays
@@ -345,6 +373,8 @@ def rebuild_row(row: RowSpan, cells: RowCells, new_cells: dict[int, bytes], max_
         pieces.extend(xml for _, xml in pending[i:])
         pieces.append(inner[pos:])
     attrs = _update_spans(row.attrs_raw, max_col)
+    if lines is not None:
+        attrs = row_height_attrs(attrs.rstrip().rstrip(b"/"), lines)
     p = row.prefix
     if not re.search(rb"(?:^|\s)r\s*=", row.attrs_raw):
         attrs = f' r="{row.number}"'.encode() + attrs
@@ -599,7 +629,7 @@ def _room(widths: Sequence[int], c: int) -> int:
     return widths[c] if c < len(widths) and widths[c] > 0 else 8
 
 
-def _text_lines(text: str, room: int) -> int:
+def text_lines(text: str, room: int) -> int:
     """Lines ``text`` takes word-wrapped in a column ``room`` characters wide."""
     lines = 0
     for paragraph in text.split("\n"):
@@ -633,7 +663,7 @@ def _row_lines(
                 continue
         elif "\n" not in value and c not in wrapped:
             continue
-        most = max(most, _text_lines(value, _room(widths, c)))
+        most = max(most, text_lines(value, _room(widths, c)))
     return min(most, 20)
 
 

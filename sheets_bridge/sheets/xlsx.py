@@ -282,6 +282,7 @@ class LocalWorkbook:
             next(iter(rows.values())).prefix if rows else (data_span.prefix if data_span else b"")
         )
         new_cells: dict[int, dict[int, bytes]] = {}
+        row_lines: dict[int, int] = {}
         formula_hit = False
 
         def in_merge(r: int, c: int) -> bool:
@@ -347,6 +348,9 @@ class LocalWorkbook:
                     style = str(found).encode() if found is not None else style
                 new_cells.setdefault(row_no, {})[col] = oxr.number_cell(prefix, ref, style, serial)
             elif new:
+                if w.column == "Attention":
+                    width = model.BRIDGE_COLUMN_WIDTHS["Attention"]
+                    row_lines[row_no] = min(oxr.text_lines(new, width), 20)
                 if style is None and w.column in model.BRIDGE_WRAP_COLUMNS:
                     found = edit.style(oxr.CellLook(wrap=True))
                     style = str(found).encode() if found is not None else None
@@ -354,6 +358,8 @@ class LocalWorkbook:
                     prefix, ref, style, new
                 )
             else:
+                if w.column == "Attention":
+                    row_lines[row_no] = 1
                 new_cells.setdefault(row_no, {})[col] = oxr.empty_cell(prefix, ref, style)
             report.applied.append(w)
 
@@ -364,9 +370,10 @@ class LocalWorkbook:
         for row_no, cols in new_cells.items():
             span = rows.get(row_no)
             if span is not None:
-                edits.append(
-                    (span.start, span.end, oxr.rebuild_row(span, source.cells(row_no), cols, max_col))
+                rebuilt = oxr.rebuild_row(
+                    span, source.cells(row_no), cols, max_col, row_lines.get(row_no)
                 )
+                edits.append((span.start, span.end, rebuilt))
                 continue
             # Only row 1 (headers) can be missing here: insert it before the first row.
             row_xml = oxr.new_row(prefix, row_no, cols)

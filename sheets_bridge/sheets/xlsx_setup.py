@@ -153,6 +153,7 @@ def create_workbook(path: Path, *, tab: str = model.REFERRALS_TAB) -> list[str]:
     for name, (values, strict) in DROPDOWNS.items():
         _add_list_validation(ws, headers.index(name) + 1, name, values, strict=strict)
     ws.freeze_panes = "A2"
+    ws.row_dimensions[1].height = 30  # two lines: long headers wrap (spreadsheets do not grow it)
     for title in model.BRIDGE_TABS:
         _add_bridge_tab(wb, title)
     _add_gifts_tab(wb)
