@@ -327,7 +327,7 @@ def build_digest(
     label = _short(last_week.start.date())
     delta = _delta(new, before)
     # Named for the week it covers (the last full week), not the day it was made.
-    subject = f"Referrals, {fmt_span(last_week)}: {new} new ({delta}), {overdue} overdue"
+    subject = f"Referrals, week of {label}: {new} new ({delta}), {overdue} overdue"
     comparison = (
         f"{_plural(new, 'new referral')} in the week of {label}, against {before} the week "
         "before"

@@ -227,7 +227,8 @@ def make_digest(
                 key,
                 "sent",
                 sent.ref,
-                f"Sent the digest for {key[7:]} to {config.practice.owner_email}: {digest.subject}",
+                f"Sent the digest for the week of {digest.week_span} to "
+                f"{config.practice.owner_email}: {digest.subject}",
             )
         made = outbox.make([Outgoing(key, "", DIGEST_KIND, message)], now)
         if not made:
@@ -243,7 +244,7 @@ def make_digest(
         key,
         "drafted",
         ref,
-        f"Drafted the digest for {key[7:]} in {drafter.describe()} "
+        f"Drafted the digest for the week of {digest.week_span} in {drafter.describe()} "
         f"({ref}): {digest.subject}" + (f" ({notes[0]})" if notes else ""),
     )
 
