@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo sync test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/sheets-bridge demo --dir demo-practice
+
+# One more sync of the demo practice (what `make demo` prints as "Run it again").
+sync: $(STAMP)
+	$(BIN)/sheets-bridge sync --config demo-practice/config.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -504,3 +504,47 @@ def format_moment(moment: datetime | None, tz: tzinfo | None = None) -> str:
         return ""
     m = moment.astimezone(tz) if tz is not None else moment
     return f"{m.year:04d}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d}"
+
+
+# --------------------------------------------------------------------------------------------
+# Writing moments as spreadsheet serials (the bridge's own date cells)
+
+_MOMENT_TEXT = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2})")
+
+
+def to_serial(value: datetime | date, date1904: bool = False) -> float:
+    """A wall time (or a day) as the workbook's serial: the number a date cell holds.
+
+    An aware datetime is written as its own wall time (the practice's, for the bridge's
+    values): a spreadsheet date has no zone. Rounded to the second, so the same moment always
+    gives the same bytes and a quiet cycle compares equal.
+    """
+    if isinstance(value, datetime):
+        naive = value.replace(tzinfo=None)
+    else:
+        naive = datetime(value.year, value.month, value.day)
+    delta = naive - (_EPOCH_1904 if date1904 else _EPOCH_1900)
+    seconds = delta.days * 86400 + delta.seconds
+    return round(seconds / 86400, 10)
+
+
+def serial_text(serial: float, date1904: bool = False) -> str | None:
+    """A serial read back from a date cell as ``format_moment`` text, to the nearest minute."""
+    moment = serial_to_datetime(serial, date1904)
+    if moment is None:
+        return None
+    moment = (moment + timedelta(seconds=30)).replace(second=0, microsecond=0)
+    return format_moment(moment)
+
+
+def moment_text_serial(text: str, date1904: bool = False) -> float | None:
+    """The serial for ``format_moment`` text ("2025-03-04 09:00"), or None for any other text."""
+    m = _MOMENT_TEXT.fullmatch(text)
+    if m is None:
+        return None
+    try:
+        y, mo, d, h, mi = (int(g) for g in m.groups())
+        naive = datetime(y, mo, d, h, mi)
+    except ValueError:
+        return None
+    return to_serial(naive, date1904)

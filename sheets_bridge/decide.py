@@ -14,18 +14,37 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sheets_bridge.dates import format_moment
+from sheets_bridge.dates import format_moment, serial_text
 from sheets_bridge.layout import Layout
 from sheets_bridge.ledger import emails_column
-from sheets_bridge.model import MAX_CELL_CHARS, CellWrite, Notice, Referral, RowRef
+from sheets_bridge.model import (
+    MAX_CELL_CHARS,
+    CellValue,
+    CellWrite,
+    DateSerial,
+    Notice,
+    Referral,
+    RowRef,
+)
 from sheets_bridge.referral_ids import RowWork
 from sheets_bridge.state_view import StateView, WrittenRecord, value_hash
-from sheets_bridge.values import cell_text
+from sheets_bridge.values import cell_text as plain_text
 
 if TYPE_CHECKING:
     from sheets_bridge.config import BridgeConfig
 
-__all__ = ["Decisions", "attention_text", "decide", "decide_cells"]
+__all__ = ["Decisions", "attention_text", "bridge_text", "decide", "decide_cells"]
+
+
+def bridge_text(value: CellValue, date1904: bool = False) -> str:
+    """A bridge cell as compare-and-set text: a date cell (Follow-up Due, Bridge Updated, which
+    the bridge writes as real date-times) reads as the ``format_moment`` text it was planned as.
+    """
+    if isinstance(value, DateSerial):
+        text = serial_text(value, date1904)
+        if text is not None:
+            return text
+    return plain_text(value)
 
 
 @dataclass
@@ -50,9 +69,15 @@ def decide_cells(
     config: BridgeConfig,
     now: datetime,
     assigned: Mapping[str, str],
+    *,
+    date1904: bool = False,
 ) -> Decisions:
     """Every bridge cell write of the plan. ``late`` holds Attention lines that come after a
     row's own problems (possible duplicates, then what drafting says), by Referral ID."""
+
+    def cell_text(value: CellValue) -> str:
+        return bridge_text(value, date1904)
+
     columns = layout.columns
     id_col = columns.get("Referral ID")
     # Rows the state has no record of at all (new, or the state file was lost and rebuilt):

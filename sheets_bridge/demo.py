@@ -36,7 +36,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from sheets_bridge import model
-from sheets_bridge.sheets.xlsx_setup import save_workbook_atomically
+from sheets_bridge.sheets.xlsx_setup import COLUMN_WIDTHS, save_workbook_atomically
 
 Row = dict[str, object]
 
@@ -610,8 +610,12 @@ def write_demo_workbook(path: Path, rows: list[Row], *, tab: str = model.REFERRA
                 cell.value = value  # numbers: float phones and bare serials, as staff left them
     widths = {"Reason": 32, "Notes": 30, "Patient Email": 28, "Referrer Email": 28}
     for c, name in enumerate(model.STAFF_COLUMNS, start=1):
-        ws.column_dimensions[get_column_letter(c)].width = widths.get(name, max(12, len(name) + 2))
+        # As `init` lays out a new sheet, so dates and times show whole (no "###").
+        ws.column_dimensions[get_column_letter(c)].width = widths.get(
+            name, COLUMN_WIDTHS.get(name, max(12, len(name) + 2))
+        )
     ws.freeze_panes = "A2"
+    ws.row_dimensions[1].height = 30  # two lines: long headers wrap, as `init` lays them out
 
     gifts = wb.create_sheet(model.GIFTS_TAB)
     _header(gifts, ("Date", "Recipient", "Recipient Type", "Item", "Retail Value"))

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from email.message import EmailMessage
 
+from markupsafe import Markup, escape
+
 from sheets_bridge.draft_keys import DIGEST_KIND, DraftKey, digest_week
 from sheets_bridge.email_templates import package_sources, sandboxed
 from sheets_bridge.gifts import Gift, build_gifts_summary
@@ -45,7 +47,7 @@ from sheets_bridge.metrics import (
     overview,
     volume_line,
 )
-from sheets_bridge.model import SOURCE_TAGS, DraftRequest, Referral
+from sheets_bridge.model import SOURCE_TAGS, TAG_COLOURS, DraftRequest, Referral
 from sheets_bridge.referrers import ReferrerRow, referrer_rows
 from sheets_bridge.settings import SummarySettings
 from sheets_bridge.summaries import fmt_share, fmt_span
@@ -79,13 +81,9 @@ _TAG_LABEL = {
     "Self-Referral": "Self-referrals (cold leads)",
     "Unknown": "Source unknown",
 }
-#: Series colours of the chart, one per source tag (colour-blind safe, Okabe-Ito).
-_TAG_COLOUR = {
-    "Provider Referral": "#0072B2",
-    "Patient Referral": "#009E73",
-    "Self-Referral": "#E69F00",
-    "Unknown": "#999999",
-}
+#: The chart's legend: the Dashboard chart's short names, in its colours (model.TAG_COLOURS).
+_CHART_LABEL = {"Provider Referral": "Provider", "Patient Referral": "Patient",
+                "Self-Referral": "Self", "Unknown": "Unknown"}  # fmt: skip
 
 
 def digest_key(now: datetime) -> str:
@@ -173,6 +171,8 @@ class Digest:
     notes: tuple[str, ...]
     weeks: tuple[WeekCount, ...]
     unreadable: int
+    sheet_where: str = ""
+    """Where the workbook is, said in words, when there is no link a phone could follow."""
 
 
 def _short(day: date) -> str:
@@ -307,6 +307,7 @@ def build_digest(
     gifts: Sequence[Gift] = (),
     drafts: DraftsWaiting | None = None,
     sheet_link: str = "",
+    sheet_where: str = "",
     notes: Sequence[str] = (),
     drafted: Mapping[str, Mapping[str, date]] | None = None,
 ) -> Digest:
@@ -325,6 +326,7 @@ def build_digest(
     overdue = sum(1 for r in referrals if r.stage == "OVERDUE")
     label = _short(last_week.start.date())
     delta = _delta(new, before)
+    # Named for the week it covers (the last full week), not the day it was made.
     subject = f"Referrals, week of {label}: {new} new ({delta}), {overdue} overdue"
     comparison = (
         f"{_plural(new, 'new referral')} in the week of {label}, against {before} the week "
@@ -412,6 +414,7 @@ def build_digest(
         gifts=tuple(_scrub(line, sensitive) for line in gift_summary.warnings),
         gift_summary=gift_line,
         sheet_link=sheet_link,
+        sheet_where="" if sheet_link else sheet_where,
         notes=tuple(notes),
         weeks=weeks,
         unreadable=ov.unreadable_received,
@@ -436,10 +439,13 @@ def chart_png(weeks: Sequence[WeekCount]) -> bytes | None:
         from matplotlib.ticker import MaxNLocator
     except ImportError:
         return None
-    figure = Figure(figsize=(6, 3.2), dpi=160)  # sharp on a phone; shown 600 px wide
+    # Drawn 960 px wide and shown at phone width (about 360 px), so every text is 13 pt or more
+    # at 160 dpi: about 12 px on the phone's screen.
+    figure = Figure(figsize=(6, 4.2), dpi=160)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    labels = [_short(w.start) for w in weeks]
+    # Every other week is labelled, counting back from the last, so the labels never collide.
+    labels = [_short(w.start) if (len(weeks) - 1 - i) % 2 == 0 else "" for i, w in enumerate(weeks)]
     positions = list(range(len(weeks)))
     bottom = [0] * len(weeks)
     for tag in SOURCE_TAGS:
@@ -450,21 +456,21 @@ def chart_png(weeks: Sequence[WeekCount]) -> bytes | None:
             positions,
             values,
             bottom=bottom,
-            color=_TAG_COLOUR[tag],
+            color="#" + TAG_COLOURS[tag],
             width=0.7,
-            label=_TAG_LABEL[tag].split(" (")[0],
+            label=_CHART_LABEL[tag],
         )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     axes.set_xticks(positions)
-    axes.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
-    axes.tick_params(axis="y", labelsize=8)
-    axes.set_ylabel("Referrals", fontsize=9)
-    axes.set_title(f"Referrals per week, last {len(weeks)} full weeks", fontsize=10)
+    axes.set_xticklabels(labels, fontsize=13)
+    axes.tick_params(axis="y", labelsize=13)
+    axes.tick_params(axis="x", length=0)
+    axes.set_title(f"Referrals per week, last {len(weeks)} full weeks", fontsize=14)
     axes.spines[["top", "right"]].set_visible(False)
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
     handles, names = axes.get_legend_handles_labels()
-    figure.legend(handles, names, loc="lower center", ncols=len(names), frameon=False, fontsize=8)
-    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    figure.legend(handles, names, loc="lower center", ncols=len(names), frameon=False, fontsize=13)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
@@ -482,6 +488,21 @@ _ENV = sandboxed(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+_REFERRAL_ID = re.compile(r"\bR-\d{5,}\b")
+
+
+def _keep_ids_whole(text: str) -> Markup:
+    """``text`` escaped for HTML, each Referral ID in a no-wrap span: a phone never breaks
+    "R-00208" at its hyphen (the ID stays the plain characters staff search the sheet for)."""
+    escaped = str(escape(text))
+    return Markup(
+        _REFERRAL_ID.sub(lambda m: f'<span style="white-space: nowrap;">{m.group(0)}</span>', escaped)
+    )
+
+
+_ENV.filters["ids"] = _keep_ids_whole
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,7 @@ def _build(
         gifts=gifts,
         drafts=_drafts_waiting(view, drafter, now),
         sheet_link=_sheet_link(config, settings, sheet),
+        sheet_where=sheet.describe(),
         notes=notes,
         drafted=drafted_by_referrer(view, config.tz, referrals),
     )
@@ -226,7 +227,8 @@ def make_digest(
                 key,
                 "sent",
                 sent.ref,
-                f"Sent the digest for {key[7:]} to {config.practice.owner_email}: {digest.subject}",
+                f"Sent the digest for the week of {digest.week_span} to "
+                f"{config.practice.owner_email}: {digest.subject}",
             )
         made = outbox.make([Outgoing(key, "", DIGEST_KIND, message)], now)
         if not made:
@@ -242,7 +244,7 @@ def make_digest(
         key,
         "drafted",
         ref,
-        f"Drafted the digest for {key[7:]} in {drafter.describe()} "
+        f"Drafted the digest for the week of {digest.week_span} in {drafter.describe()} "
         f"({ref}): {digest.subject}" + (f" ({notes[0]})" if notes else ""),
     )
 

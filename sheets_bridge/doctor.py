@@ -21,10 +21,38 @@ Finding = tuple[str, str]
 
 def check(config: BridgeConfig) -> list[Finding]:
     findings: list[Finding] = [("ok", f"Config {config.config_path or ''} is valid")]
+    findings.extend(_check_placeholders(config))
     findings.extend(_check_sheet(config))
     findings.extend(_check_folders(config))
     findings.extend(_check_drafting(config))
     return findings
+
+
+#: The placeholders of config.example.yaml: a practice replaces them before emails go out.
+PLACEHOLDER_EMAIL = "owner@example.com"
+PLACEHOLDER_PREFIX = "Your "
+_PRACTICE_TEXT_KEYS = ("name", "signature", "designated_contact", "phone", "address")
+
+
+def _check_placeholders(config: BridgeConfig) -> list[Finding]:
+    """The example config's placeholders still in place: each would show in drafts as is."""
+    practice = config.practice
+    left = [
+        f"practice.{key}"
+        for key in _PRACTICE_TEXT_KEYS
+        if str(getattr(practice, key, "")).startswith(PLACEHOLDER_PREFIX)
+    ]
+    if practice.owner_email.strip().lower() == PLACEHOLDER_EMAIL:
+        left.append("practice.owner_email")
+    if not left:
+        return []
+    return [
+        (
+            "warn",
+            "Still the example's placeholders: " + ", ".join(left) + ". Put in your practice's "
+            "own in the config: drafts and the digest show these as they are.",
+        )
+    ]
 
 
 def _check_drafting(config: BridgeConfig) -> list[Finding]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
 from sheets_bridge.email_kinds import CONTEXT_FIELDS, NAME_LIMIT, TEXT_LIMIT
+from sheets_bridge.greetings import first_name, formal_greeting, informal_greeting
 from sheets_bridge.model import Referral
 from sheets_bridge.settings import DraftsSettings
 
@@ -35,11 +36,6 @@ class PracticeInfo(Protocol):
     def tz(self) -> tzinfo: ...
 
 
-_TITLES = frozenset(
-    {"dr", "doctor", "mr", "mrs", "ms", "mx", "miss", "prof", "professor", "sir", "dame"}
-)
-
-
 def clip(text: str, limit: int = NAME_LIMIT) -> str:
     """At most ``limit`` characters of a cell value, as typed (B17)."""
     text = text.strip()
@@ -49,21 +45,17 @@ def clip(text: str, limit: int = NAME_LIMIT) -> str:
 def first_name_of(full_name: str) -> str:
     """The given name to greet a referrer by: "Dr. Jane Smith" and "Smith, Jane" give "Jane".
 
-    A title with one name after it ("Dr. Smith") gives ``""`` so templates fall back to the
-    whole name, never "Hi Smith".
+    A title with one name after it ("Dr. Smith") or a name that cannot be read gives ``""``, so
+    templates fall back to the whole name, never "Hi Smith" or "Hi PA-C".
     """
-    name = full_name.strip()
-    if "," in name:
-        surname, _, given = name.partition(",")
-        name = given.strip() if given.strip() else surname
-    tokens = name.split()
-    titled = False
-    while tokens and tokens[0].rstrip(".").casefold() in _TITLES:
-        tokens.pop(0)
-        titled = True
-    if not tokens or (titled and len(tokens) == 1 and "," not in full_name):
-        return ""
-    return clip(tokens[0])
+    return clip(first_name(full_name))
+
+
+def _referrer_greeting(referral: Referral) -> str:
+    """Providers formally ("Dear Dr. Kim"); a patient who referred a friend by first name."""
+    if referral.source_tag == "Patient Referral":
+        return informal_greeting(referral.referred_by)
+    return formal_greeting(referral.referred_by)
 
 
 def _last_initial(last_name: str) -> str:
@@ -125,11 +117,15 @@ def build_context(
         context["referrer"] = {
             "name": clip(referral.referred_by),
             "first_name": first_name_of(referral.referred_by),
+            "greeting": clip(_referrer_greeting(referral)),
             "practice": clip(referral.referrer_practice),
         }
     patient_fields = allowed.get("patient")
     if patient_fields is not None:
-        patient = {"first_name": clip(referral.first_name)}
+        patient = {
+            "first_name": clip(first_name(referral.first_name) or referral.first_name),
+            "greeting": clip(informal_greeting(referral.first_name)),
+        }
         if "last_initial" in patient_fields:
             patient["last_initial"] = _last_initial(referral.last_name)
         context["patient"] = patient

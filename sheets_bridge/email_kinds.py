@@ -73,7 +73,7 @@ NAME_LIMIT = 100
 TEXT_LIMIT = 300
 
 _PRACTICE_FIELDS = frozenset({"name", "signature", "designated_contact", "phone", "address"})
-_REFERRER_FIELDS = frozenset({"name", "first_name", "practice"})
+_REFERRER_FIELDS = frozenset({"name", "first_name", "greeting", "practice"})
 APPOINTMENT_FIELDS = frozenset({"date", "time"})
 SCALAR: frozenset[str] | None = None  # a plain string: no fields below it
 
@@ -90,20 +90,20 @@ CONTEXT_FIELDS: dict[str, dict[str, frozenset[str] | None]] = {
     "referrer_acknowledgement": {
         **_COMMON,
         "referrer": _REFERRER_FIELDS,
-        "patient": frozenset({"first_name", "last_initial"}),
+        "patient": frozenset({"first_name", "greeting", "last_initial"}),
     },
-    "patient_outreach": {**_COMMON, "patient": frozenset({"first_name"})},
+    "patient_outreach": {**_COMMON, "patient": frozenset({"first_name", "greeting"})},
     "appointment_reminder": {
         **_COMMON,
-        "patient": frozenset({"first_name"}),
+        "patient": frozenset({"first_name", "greeting"}),
         "appointment": APPOINTMENT_FIELDS,
     },
     "closing_the_loop": {
         **_COMMON,
         "referrer": _REFERRER_FIELDS,
-        "patient": frozenset({"first_name", "last_initial"}),
+        "patient": frozenset({"first_name", "greeting", "last_initial"}),
     },
-    "patient_thank_you": {**_COMMON, "patient": frozenset({"first_name"})},
+    "patient_thank_you": {**_COMMON, "patient": frozenset({"first_name", "greeting"})},
     "referrer_feedback": {**_COMMON, "referrer": _REFERRER_FIELDS},
     "referrer_checkin": {**_COMMON, "referrer": _REFERRER_FIELDS},
 }

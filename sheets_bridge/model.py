@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 STAFF_COLUMNS: tuple[str, ...] = (
@@ -62,6 +62,25 @@ BRIDGE_COLUMNS: tuple[str, ...] = (
     "Bridge Updated",
 )
 
+#: Bridge columns that hold a moment: written as a real date-time (a serial with a date-time
+#: number format) where the medium has one, so staff can sort and filter them as dates. The plan
+#: carries them as ``format_moment`` text ("2025-03-04 09:00", the practice's wall time).
+BRIDGE_MOMENT_COLUMNS: tuple[str, ...] = ("Follow-up Due", "Bridge Updated")
+
+#: Widths (in characters) and wrapping of the bridge columns, for ``init`` and for a sync that
+#: adds a missing column to an existing sheet alike: Attention wide and wrapped, a tag or a
+#: date-time fully visible.
+BRIDGE_COLUMN_WIDTHS: Mapping[str, int] = {
+    "Referral ID": 11,
+    "Source Tag": 17,
+    "Stage": 12,
+    "Follow-up Due": 18,
+    "Attention": 45,
+    "Emails": 40,
+    "Bridge Updated": 18,
+}
+BRIDGE_WRAP_COLUMNS: tuple[str, ...] = ("Attention", "Emails")
+
 REFERRALS_TAB = "Referrals"
 DASHBOARD_TAB = "Dashboard"
 REFERRERS_TAB = "Referrers"
@@ -90,6 +109,14 @@ CHANNELS: tuple[str, ...] = (
     "Other",
 )
 SOURCE_TAGS: tuple[str, ...] = ("Provider Referral", "Patient Referral", "Self-Referral", "Unknown")
+#: One colour per source tag, wherever a chart shows them (the Dashboard's and the digest's):
+#: the Okabe-Ito palette, told apart by people with colour-blindness too. RGB hex, no "#".
+TAG_COLOURS: Mapping[str, str] = {
+    "Provider Referral": "0072B2",
+    "Patient Referral": "009E73",
+    "Self-Referral": "E69F00",
+    "Unknown": "999999",
+}
 STAGES: tuple[str, ...] = (
     "New",
     "Contact due",
@@ -126,8 +153,31 @@ class DateSerial(float):
 CellValue = str | float | int | bool | None
 """A value read from a cell; ``CellError`` and ``DateSerial`` are the subclasses above."""
 
-OutValue = str | float | int | None
-"""A value the bridge writes: ``str`` is always written as text, never parsed as a formula."""
+class Share(float):
+    """A fraction (0.62) that a tab shows as a percent ("62%"): a number a manager can sort."""
+
+    __slots__ = ()
+
+
+class OutOf(int):
+    """The size a :class:`Share` is out of, shown as "of 8" beside it, and still a number."""
+
+    __slots__ = ()
+
+
+class Hours(float):
+    """A duration in hours, shown with one decimal ("20.9")."""
+
+    __slots__ = ()
+
+
+OutValue = str | float | int | datetime | date | None
+"""A value the bridge writes on its own tabs: ``str`` is always written as text, never parsed
+as a formula; a ``datetime`` (its wall time) or ``date`` is a real date cell with a date format;
+``Share``, ``OutOf`` and ``Hours`` are numbers with their own number formats. The formats are
+named here, not in a medium's terms: each backend renders them its own way."""
+
+CellAlign = Literal["right"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +293,8 @@ class ChartSpec:
     stacked: bool = True
     anchor_row: int = 0
     anchor_col: int = 0
+    colours: tuple[str, ...] = ()
+    """One RGB hex colour per series, in column order; empty: the medium's own palette."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +313,13 @@ class TabContent:
     chart: ChartSpec | None = None
     heading_cells: frozenset[tuple[int, int]] = frozenset()
     """Single (row, column) cells drawn bold, for a heading that shares its row with other data."""
+    right_cells: frozenset[tuple[int, int]] = frozenset()
+    """(row, column) cells aligned right: headings and text above or among right-aligned
+    numbers, so every number sits under its own header."""
+    wrap_cols: frozenset[int] = frozenset()
+    """Columns whose text wraps (long Attention lines), whatever the value holds."""
+    landscape: bool = True
+    """Printed landscape, one page wide when it fits at a readable size."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,6 @@ from datetime import datetime
 
 from sheets_bridge.columns import ColumnMap
 from sheets_bridge.config import BridgeConfig
-from sheets_bridge.dates import format_moment
 from sheets_bridge.decide import decide_cells
 from sheets_bridge.derive import ReferralMemo, derive_rows, flag_duplicates
 from sheets_bridge.layout import read_layout
@@ -43,6 +42,7 @@ from sheets_bridge.worktabs import (
     build_bridge_log,
     build_followups,
     build_sources,
+    log_moment,
     log_rows,
     summarise,
     tab_matches,
@@ -94,7 +94,7 @@ def _stop(reason: str, now: datetime, config: BridgeConfig, state: StateView,
     logged = reason not in state.last_problems
     tabs: tuple[TabContent, ...] = ()
     if logged and snapshot.referrals is not None or logged and BRIDGE_LOG_TAB in snapshot.tabs:
-        entry = (format_moment(now, config.tz), "Stopped: nothing was written", reason)
+        entry = (log_moment(now, config.tz), "Stopped: nothing was written", reason)
         tabs = (build_bridge_log(entry, log_rows(state, config.tz)),)
     plan = Plan(problems=problems, stop=SafetyStop(reason), tab_contents=tabs, rows_read=rows_read)
     return PlanResult(plan, summary="Stopped: nothing was written", logged=logged)
@@ -175,16 +175,26 @@ def plan_cycle(
             late.setdefault(rid, []).append(line)
 
     # -- decide ----------------------------------------------------------------------------
-    decided = decide_cells(rows, referrals, late, layout, state, config, now, ids.assigned)
+    decided = decide_cells(
+        rows, referrals, late, layout, state, config, now, ids.assigned,
+        date1904=snapshot.date1904,
+    )
 
     # -- tabs ------------------------------------------------------------------------------
     present = {r.final_id: r.identity for r in rows if r.final_id}
     facets = {r.final_id: r.facets for r in rows if r.final_id and r.facets}
     final = tuple(decided.referrals)
-    candidates: list[TabContent] = [build_followups(final), build_sources(final, source_overrides)]
+    candidates: list[TabContent] = [
+        build_followups(final, config.practice.phone_region),
+        build_sources(final, source_overrides),
+    ]
     for builder in tab_builders:
         candidates.extend(builder(final, now, config, snapshot, state))
-    tabs = [t for t in candidates if not tab_matches(t, snapshot.tabs.get(t.title))]
+    tabs = [
+        t
+        for t in candidates
+        if not tab_matches(t, snapshot.tabs.get(t.title), date1904=snapshot.date1904)
+    ]
 
     # -- the Bridge Log --------------------------------------------------------------------
     run_problems = [p.message for p in problems]
@@ -196,7 +206,7 @@ def plan_cycle(
         frozenset(run_problems) != state.last_problems
     )
     if logged:
-        entry = (format_moment(now, config.tz), summary or "No changes", "\n".join(run_problems))
+        entry = (log_moment(now, config.tz), summary or "No changes", "\n".join(run_problems))
         tabs.append(build_bridge_log(entry, log_rows(state, config.tz)))
     plan = Plan(
         header_writes=layout.header_writes,

@@ -126,9 +126,14 @@ def derive_stage(
         return "Seen"
     if visit == "No-show":
         return "No-show"
+    if visit == "Cancelled":
+        # The appointment did not happen: it needs rebooking, even while the Appointment cell
+        # still holds its date. Staff record a rebooking by setting Visit back to Scheduled
+        # (or clearing it) beside the new Appointment.
+        return "Contacted"
     if appointment is not None or visit == "Scheduled":
         return "Scheduled"
-    if first_contact is not None or visit == "Cancelled":
+    if first_contact is not None:
         return "Contacted"
     if due is not None:
         # In UTC: two datetimes sharing a tzinfo compare (and subtract) as wall times, which is

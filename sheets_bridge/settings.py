@@ -278,8 +278,8 @@ class DigestSettings(SettingsModel):
     send: bool = False
     """Send the digest directly instead of drafting it (needs a mail backend that can send)."""
     sheet_link: str = ""
-    """Where "Open the sheet" points; empty means the workbook's file:// address (or the Google
-    Sheet's address)."""
+    """Where "Open the sheet" points; empty means the Google Sheet's address, or, for a local
+    workbook, a line saying where the file is (a file:// link opens nothing on a phone)."""
 
     @field_validator("sheet_link")
     @classmethod

@@ -40,9 +40,13 @@ from sheets_bridge.model import (
     GIFTS_TAB,
     REFERRERS_TAB,
     SOURCE_TAGS,
+    TAG_COLOURS,
     ChartSpec,
+    Hours,
+    OutOf,
     OutValue,
     Referral,
+    Share,
     Snapshot,
     TabContent,
 )
@@ -55,7 +59,7 @@ if TYPE_CHECKING:
     from sheets_bridge.planner import TabBuilder
 
 NO_DATA = "no data"
-TOO_FEW = "too few referrals to judge"
+TOO_FEW = "not judged"
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _WEEKDAY_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -87,34 +91,34 @@ def fmt_span(period: Period) -> str:
 
 
 class _Sheet:
-    """Rows being laid out, with the indexes of bold rows; pads every row to one width."""
+    """Rows being laid out, with the cells drawn bold or right-aligned; pads every row."""
 
     def __init__(self, width: int) -> None:
         self.width = width
         self.rows: list[list[OutValue]] = []
         self.headings: set[tuple[int, int]] = set()
+        self.right: set[tuple[int, int]] = set()
 
-    def add(self, *cells: OutValue, heading: bool = False) -> int:
-        """Append a row; a heading makes bold only the cells given here, not the whole row,
-        so a table laid beside it (the weekly chart data) keeps its own look."""
+    def add(self, *cells: OutValue, heading: bool = False, right_from: int | None = None) -> int:
+        """Append a row; a heading makes bold only the cells given here, not the whole row.
+
+        ``right_from``: cells from that column on are aligned right, so a header or a "no data"
+        sits over or among the numbers of its column, never beside them.
+        """
         self.rows.append(list(cells) + [None] * (self.width - len(cells)))
         row = len(self.rows) - 1
         if heading:
             self.headings.update((row, col) for col in range(len(cells)))
+        if right_from is not None:
+            self.right.update(
+                (row, col)
+                for col in range(right_from, len(cells))
+                if cells[col] is not None and not isinstance(cells[col], OutOf)
+            )
         return row
 
     def blank(self) -> None:
         self.add()
-
-    def put(
-        self, row: int, col: int, values: Sequence[OutValue], *, heading: bool = False
-    ) -> None:
-        """Write ``values`` into ``row`` from ``col`` on, growing the sheet downwards if needed."""
-        while len(self.rows) <= row:
-            self.add()
-        self.rows[row][col : col + len(values)] = list(values)
-        if heading:
-            self.headings.update((row, c) for c in range(col, col + len(values)))
 
     def content(self, title: str, widths: Sequence[int], freeze_rows: int) -> TabContent:
         return TabContent(
@@ -122,6 +126,7 @@ class _Sheet:
             rows=tuple(tuple(row) for row in self.rows),
             heading_rows=frozenset(),
             heading_cells=frozenset(self.headings),
+            right_cells=frozenset(self.right),
             widths=tuple(widths),
             freeze_rows=freeze_rows,
         )
@@ -129,33 +134,77 @@ class _Sheet:
 
 # --------------------------------------------------------------------------------------------
 # Dashboard
+#
+# The layout is a grid: a label column, then pairs of columns, a value (a count, a percent) and
+# its "of N" beside it. Every table puts its values in the pairs' first columns, right-aligned
+# under right-aligned headers, so each number sits under its own header. The tab is narrow
+# enough to print one page wide in landscape at a readable size.
 
-#: Where the weekly chart table sits: to the right of the sections, at a fixed place, so the
-#: chart range never moves when the number of alert lines changes.
 CHART_TITLE = f"Referrals per week by source tag, last {CHART_WEEKS} full weeks"
-CHART_TITLE_ROW = 3
-CHART_COL = 7
-#: The title of the chart drawn over that table (the backend also knows its own chart by it).
+#: The title of the chart drawn under that table (the backend also knows its own chart by it).
 CHART_NAME = f"Referrals per week by source tag (last {CHART_WEEKS} weeks)"
-_DASH_WIDTH = CHART_COL + 1 + len(SOURCE_TAGS)
-_TAG_LABEL = {
+_PAIRS = 5
+_DASH_WIDTH = 1 + 2 * _PAIRS
+_LABEL_WIDTH = 34
+_VALUE_WIDTH = 12
+_OF_WIDTH = 8
+DASHBOARD_WIDTHS: tuple[int, ...] = (_LABEL_WIDTH,) + (_VALUE_WIDTH, _OF_WIDTH) * _PAIRS
+#: Short names of the source tags where a column is narrow (the chart's legend too).
+TAG_LABEL = {
     "Provider Referral": "Provider",
     "Patient Referral": "Patient",
     "Self-Referral": "Self",
+    "Unknown": "Unknown",
 }
 
 
-def _metric_rows(stats: Sequence[GroupStats]) -> list[tuple[str, list[OutValue]]]:
+def _value_col(pair: int) -> int:
+    return 1 + 2 * pair
+
+
+def _pairs(values: Sequence[OutValue | Ratio]) -> list[OutValue]:
+    """Cells for a row of the grid: a Ratio becomes a percent and its "of N" beside it."""
+    cells: list[OutValue] = []
+    for value in values:
+        if isinstance(value, Ratio):
+            if value.of:
+                cells += [Share(round(value.count / value.of, 4)), OutOf(value.of)]
+            else:
+                cells += [NO_DATA, None]
+        else:
+            cells += [value, None]
+    return cells
+
+
+def _table_head(sheet: _Sheet, label: str, names: Sequence[str]) -> None:
+    """A table's header row: its label, then one name over each pair's value column."""
+    sheet.add(label, *_pairs(list(names)), heading=True, right_from=1)
+
+
+def _metric_rows(stats: Sequence[GroupStats]) -> list[tuple[str, list[OutValue | Ratio]]]:
     """The speed-and-quality lines for a set of groups shown as columns."""
     return [
         ("Referrals", [s.volume for s in stats]),
-        ("Good fit (of those with Fit set)", [fmt_share(s.good_fit) for s in stats]),
-        ("Median hours to first contact", [fmt_hours(s.contact_median_hours) for s in stats]),
-        ("Contacted within 24 hours", [fmt_share(s.within_24h) for s in stats]),
-        ("Contacted within 48 hours", [fmt_share(s.within_48h) for s in stats]),
-        ("Show rate (appointments passed)", [fmt_share(s.show) for s in stats]),
-        ("Conversion to long-term care (of those seen)", [fmt_share(s.long_term) for s in stats]),
+        ("Good fit (of those with Fit set)", [s.good_fit for s in stats]),
+        ("Median hours to first contact", [_hours(s.contact_median_hours) for s in stats]),
+        ("Contacted within 24 hours", [s.within_24h for s in stats]),
+        ("Contacted within 48 hours", [s.within_48h for s in stats]),
+        ("Show rate (appointments passed)", [s.show for s in stats]),
+        ("Long-term care (of those seen)", [s.long_term for s in stats]),
     ]
+
+
+def _hours(hours: float | None) -> OutValue:
+    return NO_DATA if hours is None else Hours(round(hours, 1))
+
+
+def fmt_span_short(period: Period) -> str:
+    """ "3–9 Nov" or "27 Oct–2 Nov": the period's days without the year, for a narrow column."""
+    first = period.start.date()
+    last = period.end.date() - timedelta(days=1)
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first.day}–{last.day} {_MONTHS[last.month - 1]}"
+    return f"{_short(first)}–{_short(last)}"
 
 
 def render_dashboard(
@@ -177,35 +226,40 @@ def render_dashboard(
     sheet.add(f"{practice_name}: referrals dashboard", heading=True)
     sheet.add(
         f"Weeks start on {weekday}; this week is {fmt_span(this_week)}. Counts are referrals "
-        "received in each period; a share shows how many it is out of."
+        "received in each period; a percent has what it is out of beside it."
     )
     sheet.blank()
 
     sheet.add("Referrals by source tag", heading=True)
-    sheet.add("", *names, heading=True)
-    sheet.add("Dates", *[fmt_span(p) for p in ov.periods])
+    _table_head(sheet, "", names)
+    sheet.add("Dates", *_pairs([fmt_span_short(p) for p in ov.periods]), right_from=1)
     for tag in SOURCE_TAGS:
-        sheet.add(tag, *[ov.by_tag[n][tag].volume for n in names])
-    sheet.add("Total", *[ov.totals[n].volume for n in names], heading=True)
+        sheet.add(tag, *_pairs([ov.by_tag[n][tag].volume for n in names]), right_from=1)
+    sheet.add(
+        "Total", *_pairs([ov.totals[n].volume for n in names]), heading=True, right_from=1
+    )
     sheet.blank()
 
     sheet.add("Funnel: how far the period's referrals got", heading=True)
-    sheet.add("", *names, heading=True)
+    _table_head(sheet, "", names)
     funnels = [ov.totals[n].funnel for n in names]
     stats = [ov.totals[n] for n in names]
-    sheet.add("Received", *[f.received for f in funnels])
-    sheet.add("Contacted", *[f.contacted for f in funnels])
-    sheet.add("Contacted within 24 hours", *[s.within_24h.count for s in stats])
-    sheet.add("Contacted within 48 hours", *[s.within_48h.count for s in stats])
-    sheet.add("Scheduled", *[f.scheduled for f in funnels])
-    sheet.add("Seen", *[f.seen for f in funnels])
-    sheet.add("Long-term care", *[f.long_term for f in funnels])
+    for label, counts in (
+        ("Received", [f.received for f in funnels]),
+        ("Contacted", [f.contacted for f in funnels]),
+        ("Contacted within 24 hours", [s.within_24h.count for s in stats]),
+        ("Contacted within 48 hours", [s.within_48h.count for s in stats]),
+        ("Scheduled", [f.scheduled for f in funnels]),
+        ("Seen", [f.seen for f in funnels]),
+        ("Long-term care", [f.long_term for f in funnels]),
+    ):
+        sheet.add(label, *_pairs(counts), right_from=1)
     sheet.blank()
 
     sheet.add("Speed and quality", heading=True)
-    sheet.add("", *names, heading=True)
+    _table_head(sheet, "", names)
     for label, values in _metric_rows(stats)[1:]:
-        sheet.add(label, *values)
+        sheet.add(label, *_pairs(values), right_from=1)
     sheet.blank()
 
     referred = [tag for tag in SOURCE_TAGS if tag != "Unknown"]
@@ -213,45 +267,41 @@ def render_dashboard(
     sheet.add(
         f"Provider, Patient and Self referrals side by side, {fmt_span(ov.window)}", heading=True
     )
-    sheet.add("", *[_TAG_LABEL[t] for t in referred], heading=True)
+    _table_head(sheet, "", [TAG_LABEL[t] for t in referred])
     for label, values in _metric_rows([ov.window_by_tag.get(t, empty) for t in referred]):
-        sheet.add(label, *values)
+        sheet.add(label, *_pairs(values), right_from=1)
     sheet.blank()
 
     channels = list(CHANNELS) + [c for c in ov.window_by_channel if c not in CHANNELS]
     sheet.add(f"By channel (How Heard), {fmt_span(ov.window)}", heading=True)
-    sheet.add(
-        "Channel",
-        "Referrals",
-        "Good fit",
-        "Within 24 hours",
-        "Show rate",
-        "Long-term care",
-        heading=True,
+    _table_head(
+        sheet, "Channel", ["Referrals", "Good fit", "In 24 hours", "Show rate", "Long-term"]
     )
     for channel in channels:
         s = ov.window_by_channel.get(channel, empty)
         sheet.add(
             channel,
-            s.volume,
-            fmt_share(s.good_fit),
-            fmt_share(s.within_24h),
-            fmt_share(s.show),
-            fmt_share(s.long_term),
+            *_pairs([s.volume, s.good_fit, s.within_24h, s.show, s.long_term]),
+            right_from=1,
         )
     sheet.blank()
 
     sheet.add("Alerts", heading=True)
-    sheet.add(ov.stall or volume_line(ov.weeks) or "Not enough weeks yet to judge volume.")
-    for line in ov.bottlenecks or ("No bottlenecks found.",):
-        sheet.add(line)
+    alerts = list(ov.bottlenecks)
+    if ov.stall:
+        alerts.insert(0, ov.stall)
     if ov.unreadable_received:
         n = ov.unreadable_received
-        sheet.add(
+        alerts.append(
             f"{n} {'row has' if n == 1 else 'rows have'} a Received that cannot be read; "
             f"{'it is' if n == 1 else 'they are'} left out of every number here until fixed "
             "(see Attention on the Referrals tab)."
         )
+    for line in alerts or ["Nothing to act on."]:
+        sheet.add(line)
+    sheet.blank()
+    sheet.add("Volume", heading=True)
+    sheet.add(volume_line(ov.weeks) or "Not enough weeks yet to compare volume.")
     if gifts is not None:
         sheet.blank()
         sheet.add(f"Gifts {gifts.year} (from the Gifts tab)", heading=True)
@@ -262,25 +312,22 @@ def render_dashboard(
         for line in gifts.warnings or ("No gift is over a limit or a cash equivalent.",):
             sheet.add(line)
 
-    sheet.put(CHART_TITLE_ROW, CHART_COL, [CHART_TITLE], heading=True)
-    sheet.put(CHART_TITLE_ROW + 1, CHART_COL, ["Week starting", *SOURCE_TAGS], heading=True)
-    for i, week in enumerate(ov.weeks):
-        sheet.put(
-            CHART_TITLE_ROW + 2 + i,
-            CHART_COL,
-            [_short(week.start), *[week.counts.get(tag, 0) for tag in SOURCE_TAGS]],
-        )
+    sheet.blank()
+    sheet.add(CHART_TITLE, heading=True)
+    sheet.add("Week starting", *[TAG_LABEL[t] for t in SOURCE_TAGS], heading=True, right_from=1)
+    for week in ov.weeks:
+        # A label, not a date cell: a chart over date cells draws a date axis with gaps.
+        sheet.add(_short(week.start), *[week.counts.get(tag, 0) for tag in SOURCE_TAGS])
 
-    widths = [46, 21, 21, 21, 21, 16, 3, 14, 18, 18, 14, 10]
-    tab = sheet.content(DASHBOARD_TAB, widths[:_DASH_WIDTH], freeze_rows=1)
+    tab = sheet.content(DASHBOARD_TAB, DASHBOARD_WIDTHS, freeze_rows=1)
     return replace(tab, chart=dashboard_chart(tab))
 
 
 def dashboard_chart(tab: TabContent) -> ChartSpec:
     """The stacked weekly column chart over the Dashboard's weekly table, drawn just below it.
 
-    The table sits right of the sections at a fixed place and the cells below it are empty (the
-    sections to its left are narrower), so the chart covers no content and never moves.
+    The table is the tab's last section, so the chart covers no content; each source tag has
+    its colour from ``TAG_COLOURS``, the same as in the digest.
     """
     first_row, first_col, last_row, last_col = dashboard_chart_range(tab)
     return ChartSpec(
@@ -293,6 +340,7 @@ def dashboard_chart(tab: TabContent) -> ChartSpec:
         stacked=True,
         anchor_row=last_row + 2,
         anchor_col=first_col,
+        colours=tuple(TAG_COLOURS[tag] for tag in SOURCE_TAGS),
     )
 
 
@@ -310,18 +358,16 @@ def build_dashboard(
 def dashboard_chart_range(tab: TabContent) -> tuple[int, int, int, int]:
     """(first_row, first_col, last_row, last_col), 0-based and inclusive, of the weekly table.
 
-    The first row holds the series names (the source tags) and the first column the week labels,
-    the shape a line or column chart takes directly.
+    The first row holds the series names (the source tags) and the first column the week
+    starts, the shape a line or column chart takes directly.
     """
     for index, row in enumerate(tab.rows):
-        if len(row) > CHART_COL and row[CHART_COL] == CHART_TITLE:
+        if row and row[0] == CHART_TITLE:
             first = index + 1
             last = first
-            while last + 1 < len(tab.rows) and len(tab.rows[last + 1]) > CHART_COL:
-                if tab.rows[last + 1][CHART_COL] in (None, ""):
-                    break
+            while last + 1 < len(tab.rows) and tab.rows[last + 1] and tab.rows[last + 1][0]:
                 last += 1
-            return first, CHART_COL, last, CHART_COL + len(SOURCE_TAGS)
+            return first, 0, last, len(SOURCE_TAGS)
     raise ValueError("this tab has no weekly chart table: was it built by build_dashboard?")
 
 
@@ -336,18 +382,22 @@ REFERRER_HEADERS: tuple[str, ...] = (
     "Last 90 days",
     "Last referral",
     "Good fit",
+    "",
     "Show rate",
+    "",
     "Long-term care",
+    "",
     "High-quality",
     "Lapsed",
     "New",
     "Last acknowledgement drafted",
     "Last check-in drafted",
 )
+"""The Referrers tab's header row; each share's "of N" is in the unnamed column beside it."""
 
-
-def _iso(day: date | None) -> str:
-    return day.isoformat() if day is not None else ""
+#: Columns whose values are numbers or dates: their headers sit right, over them.
+_REFERRER_NUMERIC = frozenset({3, 4, 5, 6, 8, 10, 15, 16})
+REFERRER_WIDTHS: tuple[int, ...] = (24, 22, 8, 9, 8, 11, 8, 8, 9, 8, 9, 8, 12, 7, 5, 16, 13)
 
 
 def _yes(flag: bool) -> str:
@@ -355,22 +405,23 @@ def _yes(flag: bool) -> str:
 
 
 def referrer_cells(row: ReferrerRow) -> tuple[OutValue, ...]:
-    """One ReferrerRow as the Referrers tab writes it."""
+    """One ReferrerRow as the Referrers tab writes it: counts and percents as numbers, dates as
+    date cells, each share's size beside it."""
     return (
         row.name,
         row.practice,
         row.type,
         row.total,
         row.last_90_days,
-        _iso(row.last_referral),
-        fmt_share(row.good_fit),
-        fmt_share(row.show),
-        fmt_share(row.long_term),
+        row.last_referral,
+        *_pairs([row.good_fit]),
+        *_pairs([row.show]),
+        *_pairs([row.long_term]),
         TOO_FEW if row.high_quality is None else _yes(row.high_quality),
         _yes(row.lapsed),
         _yes(row.new),
-        _iso(row.last_acknowledgement),
-        _iso(row.last_checkin),
+        row.last_acknowledgement,
+        row.last_checkin,
     )
 
 
@@ -395,12 +446,18 @@ def build_referrers(
     )
     sheet.blank()
     header = sheet.add(*REFERRER_HEADERS, heading=True)
+    sheet.right.update((header, c) for c in _REFERRER_NUMERIC)
     if not rows:
         sheet.add("No referral names a referrer yet.")
     for row in rows:
-        sheet.add(*referrer_cells(row))
-    widths = (28, 28, 10, 10, 10, 13, 12, 12, 14, 24, 8, 6, 16, 16)
-    return sheet.content(REFERRERS_TAB, widths, freeze_rows=header + 1)
+        line = sheet.add(*referrer_cells(row))
+        sheet.right.update((line, c) for c in (6, 8, 10) if row_text(sheet, line, c))
+    return sheet.content(REFERRERS_TAB, REFERRER_WIDTHS, freeze_rows=header + 1)
+
+
+def row_text(sheet: _Sheet, row: int, col: int) -> bool:
+    """Whether a cell holds text (a "no data" among percents, aligned with them)."""
+    return isinstance(sheet.rows[row][col], str)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
+
+import phonenumbers
 
 from sheets_bridge.choices import source_tag_for
 from sheets_bridge.columns import normalize_header
-from sheets_bridge.dates import format_moment
+from sheets_bridge.dates import format_moment, to_serial
 from sheets_bridge.model import (
     BRIDGE_LOG_TAB,
     FOLLOWUPS_TAB,
@@ -38,6 +40,7 @@ FOLLOWUPS_HEADERS = (
     "Patient",
     "Phone",
     "Stage",
+    "To do",
     "Follow-up Due",
     "Source Tag",
     "Referred By",
@@ -133,54 +136,121 @@ def build_sources(referrals: Sequence[Referral], overrides: SourceOverrides) -> 
     return TabContent(SOURCES_TAB, tuple(rows), widths=(32, 8, 16, 18, 20))
 
 
-def build_followups(referrals: Iterable[Referral]) -> TabContent:
-    """The work queue: overdue first, then contact due (earliest due first), then rows that
-    need attention (in sheet order)."""
+def needs_rebooking(referral: Referral) -> bool:
+    """Visit No-show or Cancelled and nothing booked since: the appointment has to be rebooked.
+
+    A rebooking is recorded by setting Visit back to Scheduled (or clearing it) beside the new
+    Appointment, so a row still marked No-show or Cancelled has no new appointment yet.
+    """
+    return referral.visit in ("No-show", "Cancelled") and referral.stage in ("No-show", "Contacted")
+
+
+def display_phone(e164: str | None, region: str) -> str:
+    """A phone as the front desk dials it: national format for the practice's own country
+    ("(646) 555-0147" in the US), international for any other; "" when there is none."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, region)
+    except phonenumbers.NumberParseException:
+        return e164
+    same_country = phonenumbers.region_code_for_number(number) == region.upper()
+    fmt = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if same_country
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(number, fmt)
+
+
+def _to_do(referral: Referral) -> tuple[int, str]:
+    if referral.stage == "OVERDUE":
+        return 0, "contact (overdue)"
+    if referral.stage == "Contact due":
+        return 1, "contact"
+    if needs_rebooking(referral):
+        return 2, "rebook"
+    return 3, "check the row"
+
+
+def build_followups(referrals: Iterable[Referral], phone_region: str = "US") -> TabContent:
+    """The work queue: overdue first, then contact due (earliest due first), then rows to
+    rebook, then rows that need attention (in sheet order)."""
     queue = []
     for r in referrals:
-        if r.stage in _URGENCY or r.attention:
+        if r.stage in _URGENCY or r.attention or needs_rebooking(r):
+            rank, to_do = _to_do(r)
             due = format_moment(r.follow_up_due)
-            order = (_URGENCY.get(r.stage, 2), due if r.stage in _URGENCY else "", r.row)
-            queue.append((order, due, r))
+            order = (rank, due if rank < 2 else "", r.row)
+            queue.append((order, to_do, r))
     queue.sort(key=lambda item: item[0])
     rows: list[tuple[OutValue, ...]] = [FOLLOWUPS_HEADERS]
-    for _, due, r in queue:
+    for _, to_do, r in queue:
         name = " ".join(part for part in (r.first_name, r.last_name) if part)
+        due_at: OutValue = r.follow_up_due.replace(tzinfo=None) if r.follow_up_due else None
         rows.append(
             (
                 r.referral_id,
                 name,
-                r.phone or "",
+                display_phone(r.phone, phone_region),
                 r.stage,
-                due,
+                to_do,
+                due_at,
                 r.source_tag,
                 r.referred_by,
                 "\n".join(r.attention),
             )
         )
-    return TabContent(FOLLOWUPS_TAB, tuple(rows), widths=(11, 24, 16, 12, 17, 17, 22, 60))
+    return TabContent(
+        FOLLOWUPS_TAB,
+        tuple(rows),
+        widths=(11, 24, 17, 12, 17, 18, 18, 22, 60),
+        wrap_cols=frozenset({8}),
+    )
+
+
+LogEntry = tuple[OutValue, str, str]
+"""One Bridge Log line: when (a date-time cell), what happened, what failed."""
+
+
+def log_moment(moment: datetime, tz: tzinfo) -> datetime:
+    """A run's time as the Bridge Log's When cell shows it: the practice's wall time, to the
+    minute (a date-time cell, so the log sorts and filters by date)."""
+    return moment.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
 
 
 def build_bridge_log(
-    entry: tuple[str, str, str] | None, previous: Sequence[tuple[str, str, str]], keep: int = 200
+    entry: LogEntry | None, previous: Sequence[LogEntry], keep: int = 200
 ) -> TabContent:
     """Recent runs that changed something or failed, newest first."""
     rows: list[tuple[OutValue, ...]] = [LOG_HEADERS]
     if entry is not None:
         rows.append(entry)
     rows.extend(previous[: keep - 1])
-    return TabContent(BRIDGE_LOG_TAB, tuple(rows), widths=(17, 70, 70))
+    return TabContent(
+        BRIDGE_LOG_TAB, tuple(rows), widths=(18, 70, 70), wrap_cols=frozenset({1, 2})
+    )
 
 
-def tab_matches(content: TabContent, current: TabValues | None) -> bool:
-    """True when the tab already shows exactly this content (a quiet cycle writes nothing)."""
+def tab_matches(content: TabContent, current: TabValues | None, *, date1904: bool = False) -> bool:
+    """True when the tab already shows exactly this content (a quiet cycle writes nothing).
+
+    A date the bridge writes comes back as the serial it was written as, so both sides are
+    compared as serials.
+    """
     if current is None:
         return False
-    return _trim(current.rows) == _trim(content.rows)
+    return _trim(current.rows, date1904) == _trim(content.rows, date1904)
 
 
-def _trim(rows: Sequence[Sequence[CellValue]]) -> list[tuple[str, ...]]:
-    out = [tuple(cell_text(v) for v in row) for row in rows]
+def _out_text(value: CellValue | OutValue, date1904: bool) -> str:
+    if isinstance(value, datetime | date):
+        return cell_text(to_serial(value, date1904))
+    return cell_text(value)
+
+
+def _trim(rows: Sequence[Sequence[CellValue | OutValue]], date1904: bool) -> list[tuple[str, ...]]:
+    out = [tuple(_out_text(v, date1904) for v in row) for row in rows]
     out = [tuple(_rstrip(row)) for row in out]
     while out and not out[-1]:
         out.pop()
@@ -194,12 +264,13 @@ def _rstrip(row: tuple[str, ...]) -> tuple[str, ...]:
     return row[:end]
 
 
-def log_rows(state: StateView, tz: tzinfo) -> list[tuple[str, str, str]]:
+def log_rows(state: StateView, tz: tzinfo) -> list[LogEntry]:
     """Earlier Bridge Log lines from the runs table, their times in the practice's zone."""
-    rows = []
+    rows: list[LogEntry] = []
     for started, summary, problems in state.log_rows:
+        when: OutValue
         try:
-            when = format_moment(datetime.fromisoformat(started), tz)
+            when = log_moment(datetime.fromisoformat(started), tz)
         except ValueError:
             when = started
         rows.append((when, summary or "No changes", problems))

@@ -214,3 +214,21 @@ def patient(first: str, last: str = "Example", **cells: CellValue) -> dict[str, 
     }
     row.update({key.replace("_", " "): value for key, value in cells.items()})
     return row
+
+
+def need_soffice() -> str:
+    """The LibreOffice executable, or a skip that says how to install it; in CI (which sets
+    ``SHEETS_BRIDGE_REQUIRE_SOFFICE``) a missing LibreOffice fails instead of skipping."""
+    import os
+    import shutil
+
+    exe = shutil.which("soffice") or shutil.which("libreoffice")
+    if exe is not None and shutil.which("pdftotext") is not None:
+        return exe
+    why = (
+        "LibreOffice (soffice) and poppler's pdftotext are needed to open the workbook as a "
+        "manager would: apt-get install --no-install-recommends libreoffice-calc poppler-utils"
+    )
+    if os.environ.get("SHEETS_BRIDGE_REQUIRE_SOFFICE"):
+        pytest.fail(why)
+    pytest.skip(why)

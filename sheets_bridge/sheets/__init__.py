@@ -57,8 +57,8 @@ class SheetBackend(Protocol):
         ...
 
     def link(self) -> str | None:
-        """A link to the sheet: a Google Sheet's URL, a workbook's ``file://`` address; None when
-        there is none (a sheet in memory)."""
+        """A link anyone the digest goes to can follow (a Google Sheet's URL); None when there
+        is none: a local workbook (a ``file://`` address opens nothing on a phone) or memory."""
         ...
 
     def prepare(self) -> None:

@@ -9,10 +9,21 @@ ID yet, by staff fingerprint) wherever the row has moved, and lands only if the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import ClassVar
 
+from sheets_bridge.dates import to_serial
 from sheets_bridge.identity import row_fingerprint
-from sheets_bridge.model import CellValue, Plan, ReferralsTab, SheetRow, Snapshot, TabValues
+from sheets_bridge.model import (
+    CellValue,
+    DateSerial,
+    OutValue,
+    Plan,
+    ReferralsTab,
+    SheetRow,
+    Snapshot,
+    TabValues,
+)
 from sheets_bridge.sheets import ApplyReport, SetupReport
 from sheets_bridge.sheets.locate import place_writes
 from sheets_bridge.values import cell_text
@@ -111,7 +122,7 @@ class MemorySheet:
         report = ApplyReport()
         # The other tabs (the Bridge Log above all) are written even when Referrals is missing.
         for content in plan.tab_contents:
-            self.tabs[content.title] = [list(r) for r in content.rows]
+            self.tabs[content.title] = [[_as_cell(v) for v in r] for r in content.rows]
             report.tabs_written.append(content.title)
         if self.grid is None:
             if report.tabs_written:
@@ -138,3 +149,10 @@ class MemorySheet:
             self.version += 1
             report.saved = True
         return report
+
+
+def _as_cell(value: OutValue) -> CellValue:
+    """A written value as a spreadsheet holds it: a date as its serial (a DateSerial)."""
+    if isinstance(value, datetime | date):
+        return DateSerial(to_serial(value))
+    return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import date, datetime
 
 from lxml import etree
 
@@ -100,7 +101,11 @@ def _num_ref(formula: str, values: Sequence[OutValue]) -> str:
 
 
 def _label(value: OutValue) -> str:
-    return "" if value is None else cell_text(value)
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return f"{value.day} {value:%b}"
+    return cell_text(value)
 
 
 def _rich(text: str, size: int, bold: bool) -> str:
@@ -132,6 +137,7 @@ def chart_xml(
     last_col: int,
     kind: str = "column",
     stacked: bool = True,
+    colours: Sequence[str] = (),
 ) -> bytes:
     """A chart part (``c:chartSpace``) over a block of a tab's cells.
 
@@ -163,7 +169,7 @@ def chart_xml(
         ]
         totals = [t + n for t, n in zip(totals, nums, strict=True)]
         peak = max([peak, *nums])
-        color = _PALETTE[i % len(_PALETTE)]
+        color = colours[i] if i < len(colours) else _PALETTE[i % len(_PALETTE)]
         name = _str_ref(f"{sheet}{_abs(first_row, col)}", [_label(at(first_row, col))])
         val = _num_ref(f"{sheet}{_abs(first_row + 1, col)}:{_abs(last_row, col)}", values)
         if kind == "line":

@@ -12,10 +12,12 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 
-from sheets_bridge.model import OutValue
+from sheets_bridge.dates import to_serial
+from sheets_bridge.model import Hours, OutOf, OutValue, Share
 from sheets_bridge.sheets.ooxml import (
     COL_CACHE,
     DIGITS,
@@ -34,6 +36,19 @@ from sheets_bridge.sheets.ooxml import (
     parse_range,
 )
 from sheets_bridge.values import cell_text
+
+
+@dataclass(frozen=True)
+class CellLook:
+    """How one cell is drawn, in the workbook's terms: bold, a number format, alignment, wrap.
+
+    The bridge's own tabs use a handful of these; each becomes one ``cellXfs`` entry.
+    """
+
+    bold: bool = False
+    number_format: str | None = None
+    align: str | None = None
+    wrap: bool = False
 
 
 class RawCell:
@@ -82,7 +97,11 @@ class RawCell:
 
 _CELL_TAG_RE = re.compile(rb"<" + TAG_PREFIX + rb"c\b([^>]*?)(/?)>")
 _ROW_CELL_RE = re.compile(
-    rb"<" + TAG_PREFIX + rb"c\b(?:\s+r=\"([A-Za-z]{1,3})\d*\")?([^>]*?)(?:/>|>.*?</" + TAG_PREFIX + rb"c>)",
+    rb"<"
+    + TAG_PREFIX
+    + rb"c\b(?:\s+r=\"([A-Za-z]{1,3})\d*\")?([^>]*?)(?:/>|>.*?</"
+    + TAG_PREFIX
+    + rb"c>)",
     re.DOTALL,
 )
 
@@ -253,6 +272,16 @@ def inline_string_cell(prefix: bytes, ref: str, style: bytes | None, text: str) 
     )  # fmt: skip
 
 
+def number_cell(prefix: bytes, ref: str, style: bytes | None, value: float) -> bytes:
+    """A cell holding a number (a date serial, with a date style): never a formula."""
+    s = b' s="' + style + b'"' if style is not None else b""
+    p = prefix
+    return b"".join(
+        (b"<", p, b'c r="', ref.encode("ascii"), b'"', s, b"><", p, b"v>",
+         cell_text(value).encode("ascii"), b"</", p, b"v></", p, b"c>")
+    )  # fmt: skip
+
+
 def empty_cell(prefix: bytes, ref: str, style: bytes | None) -> bytes:
     """A cell with no value that keeps its style (or nothing when it had none)."""
     if style is None:
@@ -268,7 +297,35 @@ def add_ref_attr(cell_xml: bytes, ref: str) -> bytes:
     return cell_xml[: m.end()] + f' r="{ref}"'.encode() + cell_xml[m.end() :]
 
 
-def rebuild_row(row: RowSpan, cells: RowCells, new_cells: dict[int, bytes], max_col: int) -> bytes:
+_HT_RE = re.compile(rb'\s+ht\s*=\s*["\']([\d.]+)["\']')
+_CUSTOM_HT_RE = re.compile(rb'\s+customHeight\s*=\s*["\'][^"\']*["\']')
+
+
+def row_height_attrs(attrs: bytes, lines: int) -> bytes:
+    """``attrs`` of a row made tall enough for ``lines`` of wrapped bridge text (spreadsheets
+    do not grow a row on opening). A height staff chose (not a multiple of the 15-point line
+    the bridge uses) is kept; a row of one line goes back to the default height."""
+    m = _HT_RE.search(attrs)
+    if m is not None:
+        try:
+            current = float(m.group(1))
+        except ValueError:
+            return attrs
+        if current % 15:
+            return attrs  # a height staff chose
+    bare = _CUSTOM_HT_RE.sub(b"", _HT_RE.sub(b"", attrs))
+    if lines <= 1:
+        return bare
+    return bare.rstrip() + f' ht="{15 * lines}" customHeight="1"'.encode()
+
+
+def rebuild_row(
+    row: RowSpan,
+    cells: RowCells,
+    new_cells: dict[int, bytes],
+    max_col: int,
+    lines: int | None = None,
+) -> bytes:
     """The row element with ``new_cells`` (col -> cell XML, b"" to delete) merged in by column.
 
     Untouched cells keep their bytes (plus an ``r`` when they had none, so that numbering stays
@@ -316,6 +373,8 @@ def rebuild_row(row: RowSpan, cells: RowCells, new_cells: dict[int, bytes], max_
         pieces.extend(xml for _, xml in pending[i:])
         pieces.append(inner[pos:])
     attrs = _update_spans(row.attrs_raw, max_col)
+    if lines is not None:
+        attrs = row_height_attrs(attrs.rstrip().rstrip(b"/"), lines)
     p = row.prefix
     if not re.search(rb"(?:^|\s)r\s*=", row.attrs_raw):
         attrs = f' r="{row.number}"'.encode() + attrs
@@ -374,28 +433,98 @@ def splice(data: bytes, edits: Iterable[tuple[int, int, bytes]]) -> bytes:
     return b"".join(out)
 
 
+_COLS_RE = re.compile(
+    rb"<(" + TAG_PREFIX + rb")cols\b[^>]*?(?:/>|>(.*?)</" + TAG_PREFIX + rb"cols>)", re.DOTALL
+)
+_COL_RE = re.compile(rb"<" + TAG_PREFIX + rb"col\b([^>]*?)/?>", re.DOTALL)
+
+
+def column_width_edit(
+    xml: bytes, span: SheetDataSpan | None, widths: dict[int, tuple[int, bytes | None]]
+) -> tuple[int, int, bytes] | None:
+    """An edit giving newly added columns (0-based col -> (width in characters, style)) a
+    ``<col>`` entry, as ``init`` does; columns a ``<col>`` range already covers are left as staff
+    set them. None when there is nothing to add."""
+    m = _COLS_RE.search(xml, 0, span.start if span is not None else len(xml))
+    existing: list[tuple[int, int, bytes]] = []
+    if m is not None and m.group(2):
+        for cm in _COL_RE.finditer(m.group(2)):
+            a = attrs_of(cm.group(1))
+            try:
+                lo, hi = int(a.get(b"min", b"0")), int(a.get(b"max", b"0"))
+            except ValueError:
+                lo = hi = 0
+            existing.append((lo, hi, cm.group(0)))
+    p = m.group(1) if m is not None else (span.prefix if span is not None else b"")
+    added: list[tuple[int, int, bytes]] = []
+    for col, (width, style) in sorted(widths.items()):
+        n = col + 1
+        if any(lo <= n <= hi for lo, hi, _ in existing):
+            continue
+        s = f' style="{style.decode("ascii")}"' if style is not None else ""
+        attrs = f'min="{n}" max="{n}" width="{width + 0.7109375}" customWidth="1"{s}'
+        added.append((n, n, b"<" + p + b"col " + attrs.encode("ascii") + b"/>"))
+    if not added:
+        return None
+    cols = sorted(existing + added, key=lambda item: item[0])
+    whole = b"<" + p + b"cols>" + b"".join(x for _, _, x in cols) + b"</" + p + b"cols>"
+    if m is not None:
+        return m.start(), m.end(), whole
+    if span is None:
+        return None
+    return span.start, span.start, whole
+
+
 # ------------------------------------------------------------------------------------ generation
+#: Number formats of the bridge's typed values (model.OutValue), in spreadsheet codes.
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+DATE_FORMAT = "yyyy-mm-dd"
+VALUE_FORMATS: tuple[tuple[type, str], ...] = (
+    (Share, "0%"),
+    (OutOf, '"of "0'),
+    (Hours, "0.0"),
+    (datetime, DATETIME_FORMAT),
+    (date, DATE_FORMAT),
+)
+
+
+def value_format(value: OutValue) -> str | None:
+    """The number format a typed value is drawn with (None: the workbook's General)."""
+    for kind, code in VALUE_FORMATS:
+        if isinstance(value, kind):
+            return code
+    return None
+
+
 def generate_sheet(
     rows: Sequence[Sequence[OutValue]],
     *,
-    bold_style: int | None,
-    wrap_style: int | None,
+    style: Callable[[CellLook], int | None],
     heading_rows: Iterable[int],
     widths: Sequence[int],
     heading_cells: Iterable[tuple[int, int]] = (),
+    right_cells: Iterable[tuple[int, int]] = (),
+    wrap_cols: Iterable[int] = (),
     freeze_rows: int,
+    landscape: bool = True,
     keep: Sequence[bytes] = (),
     max_chars: int = 32_767,
+    date1904: bool = False,
 ) -> bytes:
     """A whole worksheet part for a bridge-owned tab.
 
     Strings are inline strings (so a value starting with ``=`` stays text, B18); numbers are plain
-    numbers; ``None`` is no cell. ``keep`` are relationship-bearing elements in schema order: the
-    ``<drawing r:id=..>`` holding the bridge's chart (and any drawing staff put on the tab), then
-    ``<legacyDrawing>`` elements carried over from the sheet being replaced.
+    numbers; a ``datetime`` or ``date`` is its serial with a date format, so it sorts and filters
+    as a date; ``Share``/``OutOf``/``Hours`` get their number formats; ``None`` is no cell.
+    ``style`` gives the cellXfs index of a :class:`CellLook`. ``keep`` are relationship-bearing
+    elements in schema order: the ``<drawing r:id=..>`` holding the bridge's chart (and any
+    drawing staff put on the tab), then ``<legacyDrawing>`` elements carried over from the sheet
+    being replaced.
     """
     headings = set(heading_rows)
     bold_cells = set(heading_cells)
+    right = set(right_cells)
+    wrapped = set(wrap_cols)
     n_cols = max((len(r) for r in rows), default=0)
     parts: list[str] = [
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n',
@@ -423,28 +552,52 @@ def generate_sheet(
         parts.append("</cols>")
     parts.append("<sheetData>")
     letters = [col_letters(c) for c in range(n_cols)]
+    looks: dict[CellLook, str] = {}
+
+    def s_attr(look: CellLook) -> str:
+        found = looks.get(look)
+        if found is None:
+            index = style(look)
+            found = looks[look] = f' s="{index}"' if index is not None else ""
+        return found
+
     for r, row in enumerate(rows):
         if not any(v is not None for v in row):
             continue
         num = r + 1
-        parts.append(f'<row r="{num}">')
         heading = r in headings
+        lines = _row_lines(
+            row,
+            widths,
+            heading=heading,
+            bold={c for c in range(len(row)) if (r, c) in bold_cells},
+            wrapped=wrapped,
+        )
+        if lines > 1:
+            # Spreadsheets do not grow a row for wrapped text on opening: say how tall it is.
+            parts.append(f'<row r="{num}" ht="{15 * lines}" customHeight="1">')
+        else:
+            parts.append(f'<row r="{num}">')
         for c, value in enumerate(row):
             if value is None:
                 continue
             ref = f"{letters[c]}{num}"
-            style = bold_style if heading or (r, c) in bold_cells else None
+            bold = heading or (r, c) in bold_cells
+            align = "right" if (r, c) in right else None
             if isinstance(value, bool):
-                s = f' s="{style}"' if style is not None else ""
+                s = s_attr(CellLook(bold=bold, align=align))
                 parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
+            elif isinstance(value, datetime | date):
+                look = CellLook(bold=bold, number_format=value_format(value), align=align)
+                serial = to_serial(value, date1904)
+                parts.append(f'<c r="{ref}"{s_attr(look)}><v>{cell_text(serial)}</v></c>')
             elif isinstance(value, int | float) and math.isfinite(value):
-                s = f' s="{style}"' if style is not None else ""
-                parts.append(f'<c r="{ref}"{s}><v>{cell_text(value)}</v></c>')
+                look = CellLook(bold=bold, number_format=value_format(value), align=align)
+                parts.append(f'<c r="{ref}"{s_attr(look)}><v>{cell_text(value)}</v></c>')
             else:
                 text = str(value)[:max_chars]
-                if not heading and "\n" in text and wrap_style is not None:
-                    style = wrap_style
-                s = f' s="{style}"' if style is not None else ""
+                wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
+                s = s_attr(CellLook(bold=bold, align=align, wrap=wrap))
                 parts.append(
                     f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
                     f"{escape_text(text)}</t></is></c>"
@@ -452,12 +605,66 @@ def generate_sheet(
         parts.append("</row>")
     parts.append("</sheetData>")
     parts.append(
-        '<pageMargins left="0.5" right="0.5" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
+        '<pageMargins left="0.4" right="0.4" top="0.5" bottom="0.5" header="0.3" footer="0.3"/>'
     )
-    # Printed, a summary tab is landscape and one page wide (a manager prints the Dashboard).
-    parts.append('<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>')
+    # Printed, a summary tab is one page wide and as many pages long as it needs; the layouts
+    # are narrow enough that this is a readable size, not a shrunken page.
+    orientation = "landscape" if landscape else "portrait"
+    parts.append(f'<pageSetup orientation="{orientation}" fitToWidth="1" fitToHeight="0"/>')
     out = "".join(parts).encode("utf-8")
     return out + b"".join(keep) + b"</worksheet>"
+
+
+def _wraps(row: Sequence[OutValue], c: int, widths: Sequence[int]) -> bool:
+    """A header too long for its column wraps when it cannot run on into the next cell (a
+    table's header row); a section title with nothing beside it runs on as it is."""
+    value = row[c]
+    if not isinstance(value, str):
+        return False
+    nxt = row[c + 1] if c + 1 < len(row) else None
+    return len(value) > _room(widths, c) and (nxt is not None or c > 0)
+
+
+def _room(widths: Sequence[int], c: int) -> int:
+    return widths[c] if c < len(widths) and widths[c] > 0 else 8
+
+
+def text_lines(text: str, room: int) -> int:
+    """Lines ``text`` takes word-wrapped in a column ``room`` characters wide."""
+    lines = 0
+    for paragraph in text.split("\n"):
+        lines += 1
+        used = 0
+        for word in paragraph.split():
+            need = len(word) if used == 0 else used + 1 + len(word)
+            if need > room and used:
+                lines += 1
+                used = len(word)
+            else:
+                used = need
+    return lines
+
+
+def _row_lines(
+    row: Sequence[OutValue],
+    widths: Sequence[int],
+    *,
+    heading: bool,
+    bold: set[int],
+    wrapped: set[int],
+) -> int:
+    """How many lines the tallest wrapped cell of ``row`` takes (1 when nothing wraps)."""
+    most = 1
+    for c, value in enumerate(row):
+        if not isinstance(value, str):
+            continue
+        if heading or c in bold:
+            if not _wraps(row, c, widths):
+                continue
+        elif "\n" not in value and c not in wrapped:
+            continue
+        most = max(most, text_lines(value, _room(widths, c)))
+    return min(most, 20)
 
 
 # Elements of a replaced sheet that point at parts through its relationships and stay valid on a

@@ -32,6 +32,7 @@ from typing import ClassVar
 from lxml import etree
 
 from sheets_bridge import model
+from sheets_bridge.dates import moment_text_serial
 from sheets_bridge.errors import SnapshotStaleError, WorkbookUnreadableError
 from sheets_bridge.identity import row_fingerprint
 from sheets_bridge.model import Plan, ReferralsTab, SheetRow, Snapshot, TabContent, TabValues
@@ -77,7 +78,9 @@ class LocalWorkbook:
         return str(self.path)
 
     def link(self) -> str | None:
-        return self.path.resolve().as_uri()
+        """None: a ``file://`` address is no link a phone (or another computer) can follow, so
+        the digest says where the workbook is instead (``describe``)."""
+        return None
 
     def prepare(self) -> None:
         """Remove temp files a crashed save left beside the workbook (F17)."""
@@ -292,6 +295,7 @@ class LocalWorkbook:
             next(iter(rows.values())).prefix if rows else (data_span.prefix if data_span else b"")
         )
         new_cells: dict[int, dict[int, bytes]] = {}
+        row_lines: dict[int, int] = {}
         formula_hit = False
 
         def in_merge(r: int, c: int) -> bool:
@@ -344,11 +348,32 @@ class LocalWorkbook:
             style = cell.attrs.get(b"s") if cell is not None else None
             ref = f"{ox.col_letters(col)}{row_no}"
             new = w.new[: model.MAX_CELL_CHARS]
-            new_cells.setdefault(row_no, {})[col] = (
-                oxr.inline_string_cell(prefix, ref, style, new)
-                if new
-                else oxr.empty_cell(prefix, ref, style)
+            serial = (
+                moment_text_serial(new, pkg.date1904)
+                if w.column in model.BRIDGE_MOMENT_COLUMNS
+                else None
             )
+            if serial is not None:
+                # A real date-time, so staff can sort and filter by it; a cell already styled
+                # as a date (init's column format, or staff's own) keeps its look.
+                if not _is_date_style(style, ctx):
+                    found = edit.style(oxr.CellLook(number_format=oxr.DATETIME_FORMAT))
+                    style = str(found).encode() if found is not None else style
+                new_cells.setdefault(row_no, {})[col] = oxr.number_cell(prefix, ref, style, serial)
+            elif new:
+                if w.column == "Attention":
+                    width = model.BRIDGE_COLUMN_WIDTHS["Attention"]
+                    row_lines[row_no] = min(oxr.text_lines(new, width), 20)
+                if style is None and w.column in model.BRIDGE_WRAP_COLUMNS:
+                    found = edit.style(oxr.CellLook(wrap=True))
+                    style = str(found).encode() if found is not None else None
+                new_cells.setdefault(row_no, {})[col] = oxr.inline_string_cell(
+                    prefix, ref, style, new
+                )
+            else:
+                if w.column == "Attention":
+                    row_lines[row_no] = 1
+                new_cells.setdefault(row_no, {})[col] = oxr.empty_cell(prefix, ref, style)
             report.applied.append(w)
 
         if not new_cells:
@@ -358,9 +383,10 @@ class LocalWorkbook:
         for row_no, cols in new_cells.items():
             span = rows.get(row_no)
             if span is not None:
-                edits.append(
-                    (span.start, span.end, oxr.rebuild_row(span, source.cells(row_no), cols, max_col))
+                rebuilt = oxr.rebuild_row(
+                    span, source.cells(row_no), cols, max_col, row_lines.get(row_no)
                 )
+                edits.append((span.start, span.end, rebuilt))
                 continue
             # Only row 1 (headers) can be missing here: insert it before the first row.
             row_xml = oxr.new_row(prefix, row_no, cols)
@@ -377,9 +403,28 @@ class LocalWorkbook:
         dim = oxr.update_dimension(xml, max(new_cells), max_col)
         if dim is not None:
             edits.append(dim)
+        added = {
+            hw.col: (model.BRIDGE_COLUMN_WIDTHS.get(hw.header, 16), self._column_style(edit, hw.header))
+            for hw in plan.header_writes
+            if hw in report.headers_added
+        }
+        widths = oxr.column_width_edit(xml, data_span, added) if added else None
+        if widths is not None:
+            edits.append(widths)
         edit.put(sheet.part, oxr.splice(xml, edits))
         if formula_hit:
             edit.drop_calc_chain()
+
+    @staticmethod
+    def _column_style(edit: PackageEdit, header: str) -> bytes | None:
+        """The column style of a bridge column the sync adds: wrapped text, or a date-time."""
+        if header in model.BRIDGE_WRAP_COLUMNS:
+            found = edit.style(oxr.CellLook(wrap=True))
+        elif header in model.BRIDGE_MOMENT_COLUMNS:
+            found = edit.style(oxr.CellLook(number_format=oxr.DATETIME_FORMAT))
+        else:
+            return None
+        return str(found).encode() if found is not None else None
 
     def _write_tab(
         self, pkg: Package, edit: PackageEdit, content: TabContent, report: ApplyReport
@@ -387,7 +432,6 @@ class LocalWorkbook:
         if title_key(content.title) == title_key(self.referrals_tab):
             log.error("refusing to overwrite the Referrals tab with a summary tab")
             return
-        bold, wrap = edit.styles()
         existing = pkg.find_sheet(content.title)
         part = existing.part if existing is not None else edit.new_sheet_part()
         keep: list[bytes] = []
@@ -409,14 +453,17 @@ class LocalWorkbook:
             keep.insert(0, b'<drawing r:id="' + ox.escape_attr(drawing_rid).encode() + b'"/>')
         xml = oxr.generate_sheet(
             content.rows,
-            bold_style=bold,
-            wrap_style=wrap,
+            style=edit.style,
             heading_rows=content.heading_rows,
             heading_cells=content.heading_cells,
+            right_cells=content.right_cells,
+            wrap_cols=content.wrap_cols,
             widths=content.widths,
             freeze_rows=content.freeze_rows,
+            landscape=content.landscape,
             keep=keep,
             max_chars=model.MAX_CELL_CHARS,
+            date1904=pkg.date1904,
         )
         if existing is not None:
             edit.put(part, xml)
@@ -437,6 +484,15 @@ class LocalWorkbook:
             refuse_if_open(self.path)
 
         replace_file(self.path, edit.write_zip, check=still_ours, step=self.step)
+
+
+def _is_date_style(style: bytes | None, ctx: ox.ValueContext) -> bool:
+    if style is None:
+        return False
+    try:
+        return ctx.date_style[int(style)]
+    except (ValueError, IndexError):
+        return False
 
 
 class _XmlRows:

@@ -25,11 +25,13 @@ from typing import BinaryIO
 
 from lxml import etree
 
+from sheets_bridge.dates import serial_text
 from sheets_bridge.errors import WorkbookUnreadableError
-from sheets_bridge.model import TabContent
+from sheets_bridge.model import DateSerial, TabContent
 from sheets_bridge.sheets import ooxml as ox
 from sheets_bridge.sheets import ooxml_chart as oxc
 from sheets_bridge.sheets import ooxml_rows as oxr
+from sheets_bridge.sheets.ooxml_rows import CellLook
 from sheets_bridge.values import cell_text
 
 log = logging.getLogger(__name__)
@@ -193,10 +195,16 @@ class Package:
 
 
 def cell_text_of(cell: oxr.RawCell | None, ctx: ox.ValueContext) -> str:
-    """A cell's value as compare-and-set text ("" for no cell)."""
+    """A cell's value as compare-and-set text ("" for no cell); a date cell reads as the
+    ``format_moment`` text the bridge planned it as (the planner's ``bridge_text``)."""
     if cell is None:
         return ""
-    return cell_text(ox.cell_value(cell.attrs, cell.body, ctx))
+    value = ox.cell_value(cell.attrs, cell.body, ctx)
+    if isinstance(value, DateSerial):
+        text = serial_text(value, ctx.date1904)
+        if text is not None:
+            return text
+    return cell_text(value)
 
 
 def formula_kind(body: bytes | None) -> str | None:
@@ -224,7 +232,8 @@ class PackageEdit:
         self.pkg = pkg
         self.changes: dict[str, bytes | None] = {}
         self.added: list[str] = []
-        self._styles: tuple[int | None, int | None] | None = None
+        self._looks: dict[CellLook, int | None] = {}
+        self._style_root: etree._Element | None = None
 
     @property
     def changed(self) -> bool:
@@ -527,55 +536,67 @@ class PackageEdit:
     # -- styles
     def styles(self) -> tuple[int | None, int | None]:
         """cellXfs indexes for bold headings and wrapped text, added to styles.xml once."""
-        if self._styles is None:
-            self._styles = self._ensure_styles()
-        return self._styles
+        return self.style(CellLook(bold=True)), self.style(CellLook(wrap=True))
 
-    def _ensure_styles(self) -> tuple[int | None, int | None]:
+    def style(self, look: CellLook) -> int | None:
+        """The cellXfs index that draws ``look``, added to styles.xml the first time it is asked
+        for (and found again, not added twice, in a workbook that already has it). None when the
+        workbook has no usable styles part: the cell is then written unstyled."""
+        if look == CellLook():
+            return None
+        if look in self._looks:
+            return self._looks[look]
+        index = self._add_look(look)
+        self._looks[look] = index
+        return index
+
+    def _style_tree(self) -> etree._Element | None:
+        if self._style_root is None:
+            part = self.pkg.styles_part
+            data = self.get(part) if part else None
+            if not data:
+                return None
+            self._style_root = ox.parse_xml(data)
+        return self._style_root
+
+    def _add_look(self, look: CellLook) -> int | None:
         part = self.pkg.styles_part
-        data = self.get(part) if part else None
-        if not part or not data:
-            return None, None
-        root = ox.parse_xml(data)
+        root = self._style_tree()
+        if part is None or root is None:
+            return None
         fonts = next(root.iter("{*}fonts"), None)
         xfs = next(root.iter("{*}cellXfs"), None)
         if fonts is None or xfs is None or len(fonts) == 0:
-            return None, None
-        changed = False
-        font0 = fonts[0]
-        base = _font_signature(font0)
-        bold_font = next(
-            (i for i, f in enumerate(fonts) if _font_signature(f) == base | {("b", ())}), None
-        )
-        if bold_font is None:
-            new_font = etree.fromstring(etree.tostring(font0))
-            b = (
-                etree.Element(f"{{{etree.QName(font0).namespace}}}b")
-                if etree.QName(font0).namespace
-                else etree.Element("b")
+            return None
+        ns = etree.QName(root).namespace
+        font_id = 0
+        if look.bold:
+            font0 = fonts[0]
+            base = _font_signature(font0)
+            found = next(
+                (i for i, f in enumerate(fonts) if _font_signature(f) == base | {("b", ())}), None
             )
-            new_font.insert(0, b)
-            fonts.append(new_font)
-            bold_font = len(fonts) - 1
-            fonts.set("count", str(len(fonts)))
-            changed = True
-        bold_xf = _find_xf(xfs, bold_font, wrap=False)
-        if bold_xf is None:
-            xfs.append(_make_xf(xfs, bold_font, wrap=False))
-            bold_xf = len(xfs) - 1
-            changed = True
-        wrap_xf = _find_xf(xfs, 0, wrap=True)
-        if wrap_xf is None:
-            xfs.append(_make_xf(xfs, 0, wrap=True))
-            wrap_xf = len(xfs) - 1
-            changed = True
-        if changed:
+            if found is None:
+                new_font = etree.fromstring(etree.tostring(font0))
+                new_font.insert(0, etree.Element(_q(ns, "b")))
+                fonts.append(new_font)
+                found = len(fonts) - 1
+                fonts.set("count", str(len(fonts)))
+            font_id = found
+        fmt_id = 0
+        if look.number_format is not None:
+            fmt_id = _BUILTIN_FORMATS.get(look.number_format, -1)
+            if fmt_id < 0:
+                fmt_id = _ensure_num_fmt(root, ns, look.number_format)
+        index = _find_look(xfs, font_id, fmt_id, look)
+        if index is None:
+            xfs.append(_make_look(ns, font_id, fmt_id, look))
+            index = len(xfs) - 1
             xfs.set("count", str(len(xfs)))
-            self.put(
-                part,
-                etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True),
-            )
-        return bold_xf, wrap_xf
+        self.put(
+            part, etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+        )
+        return index
 
     # -- output
     def write_zip(self, fh: BinaryIO) -> None:
@@ -641,6 +662,7 @@ def _chart_bytes(content: TabContent) -> bytes:
         last_col=spec.last_col,
         kind=spec.kind,
         stacked=spec.stacked,
+        colours=spec.colours,
     )
 
 
@@ -663,13 +685,55 @@ def _font_signature(font: etree._Element) -> set[tuple[str, tuple[tuple[str, str
     }
 
 
-def _find_xf(xfs: etree._Element, font_id: int, *, wrap: bool) -> int | None:
-    """An existing xf that is exactly "this font (+ wrap), default everything else"."""
+_BUILTIN_FORMATS = {"0%": 9, "0": 1, "0.00": 2}
+
+
+def _q(ns: str | None, name: str) -> str:
+    return f"{{{ns}}}{name}" if ns else name
+
+
+def _ensure_num_fmt(root: etree._Element, ns: str | None, code: str) -> int:
+    """The numFmtId of a custom format ``code``, added to ``<numFmts>`` when missing."""
+    num_fmts = next(root.iter("{*}numFmts"), None)
+    if num_fmts is None:
+        num_fmts = etree.Element(_q(ns, "numFmts"))
+        root.insert(0, num_fmts)
+    used = []
+    for el in num_fmts:
+        if not isinstance(el.tag, str):
+            continue
+        try:
+            used.append(int(el.get("numFmtId", "0")))
+        except ValueError:
+            continue
+        if el.get("formatCode") == code:
+            return used[-1]
+    fmt_id = max([163, *used]) + 1  # custom formats start at 164
+    el = etree.SubElement(num_fmts, _q(ns, "numFmt"))
+    el.set("numFmtId", str(fmt_id))
+    el.set("formatCode", code)
+    num_fmts.set("count", str(sum(1 for c in num_fmts if isinstance(c.tag, str))))
+    return fmt_id
+
+
+def _alignment_of(look: CellLook) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if look.align is not None:
+        out["horizontal"] = look.align
+    if look.wrap:
+        out["wrapText"] = "1"
+        out["vertical"] = "top"
+    return out
+
+
+def _find_look(xfs: etree._Element, font_id: int, fmt_id: int, look: CellLook) -> int | None:
+    """An existing xf that draws exactly ``look`` and is default in everything else."""
+    want = _alignment_of(look)
     for i, xf in enumerate(xfs):
-        if not isinstance(xf.tag, str):
+        if not isinstance(xf.tag, str) or i == 0:
             continue
         if (
-            xf.get("numFmtId", "0") != "0"
+            xf.get("numFmtId", "0") != str(fmt_id)
             or xf.get("fontId", "0") != str(font_id)
             or xf.get("fillId", "0") != "0"
             or xf.get("borderId", "0") != "0"
@@ -677,34 +741,38 @@ def _find_xf(xfs: etree._Element, font_id: int, *, wrap: bool) -> int | None:
         ):
             continue
         children = [c for c in xf if isinstance(c.tag, str)]
-        if not wrap and not children and i > 0:
+        if not want and not children:
             return i
-        if wrap and len(children) == 1 and etree.QName(children[0]).localname == "alignment":
-            a = {str(k): str(v) for k, v in children[0].attrib.items()}
-            if a.get("wrapText") in ("1", "true") and a.get("vertical") == "top" and len(a) == 2:
-                return i
+        if (
+            want
+            and len(children) == 1
+            and etree.QName(children[0]).localname == "alignment"
+            and {str(k): str(v) for k, v in children[0].attrib.items()} == want
+        ):
+            return i
     return None
 
 
-def _make_xf(xfs: etree._Element, font_id: int, *, wrap: bool) -> etree._Element:
-    ns = etree.QName(xfs).namespace
-    tag = f"{{{ns}}}xf" if ns else "xf"
-    xf = etree.Element(tag)
+def _make_look(ns: str | None, font_id: int, fmt_id: int, look: CellLook) -> etree._Element:
+    xf = etree.Element(_q(ns, "xf"))
     for k, v in (
-        ("numFmtId", "0"),
+        ("numFmtId", str(fmt_id)),
         ("fontId", str(font_id)),
         ("fillId", "0"),
         ("borderId", "0"),
         ("xfId", "0"),
     ):
         xf.set(k, v)
-    if wrap:
-        xf.set("applyAlignment", "1")
-        al = etree.SubElement(xf, f"{{{ns}}}alignment" if ns else "alignment")
-        al.set("wrapText", "1")
-        al.set("vertical", "top")
-    else:
+    if font_id:
         xf.set("applyFont", "1")
+    if fmt_id:
+        xf.set("applyNumberFormat", "1")
+    alignment = _alignment_of(look)
+    if alignment:
+        xf.set("applyAlignment", "1")
+        al = etree.SubElement(xf, _q(ns, "alignment"))
+        for k, v in alignment.items():
+            al.set(k, v)
     return xf
 
 

@@ -64,7 +64,7 @@ STAFF_HEADER_FILL = "DDEBF7"
 BRIDGE_HEADER_FILL = "D9D9D9"
 
 DATE_COLUMNS: tuple[str, ...] = ("Received", "First Contact", "Appointment")
-BRIDGE_DATE_COLUMNS: tuple[str, ...] = ("Follow-up Due", "Bridge Updated")
+BRIDGE_DATE_COLUMNS: tuple[str, ...] = model.BRIDGE_MOMENT_COLUMNS
 WRAP_COLUMNS: tuple[str, ...] = ("Attention", "Emails", "Notes")
 
 #: Column -> (accepted values, strict). Not strict means any text is accepted without a message
@@ -79,7 +79,7 @@ DROPDOWNS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 COLUMN_WIDTHS: dict[str, int] = {
-    "Received": 17,
+    "Received": 18,
     "Patient First Name": 16,
     "Patient Last Name": 16,
     "Patient Phone": 16,
@@ -90,19 +90,13 @@ COLUMN_WIDTHS: dict[str, int] = {
     "Referrer Practice": 24,
     "Reason": 30,
     "Fit": 11,
-    "First Contact": 17,
-    "Appointment": 17,
+    "First Contact": 18,
+    "Appointment": 18,
     "Visit": 12,
     "Outcome": 14,
     "Consent to Update Referrer": 14,
     "Notes": 30,
-    "Referral ID": 11,
-    "Source Tag": 17,
-    "Stage": 12,
-    "Follow-up Due": 17,
-    "Attention": 45,
-    "Emails": 40,
-    "Bridge Updated": 17,
+    **model.BRIDGE_COLUMN_WIDTHS,
 }
 
 GIFTS_HEADERS: tuple[str, ...] = ("Date", "Recipient", "Recipient Type", "Item", "Retail Value")
@@ -159,6 +153,7 @@ def create_workbook(path: Path, *, tab: str = model.REFERRALS_TAB) -> list[str]:
     for name, (values, strict) in DROPDOWNS.items():
         _add_list_validation(ws, headers.index(name) + 1, name, values, strict=strict)
     ws.freeze_panes = "A2"
+    ws.row_dimensions[1].height = 30  # two lines: long headers wrap (spreadsheets do not grow it)
     for title in model.BRIDGE_TABS:
         _add_bridge_tab(wb, title)
     _add_gifts_tab(wb)

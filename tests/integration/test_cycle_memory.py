@@ -19,7 +19,8 @@ from conftest import (
 )
 
 from sheets_bridge.config import BridgeConfig
-from sheets_bridge.model import BRIDGE_LOG_TAB, FOLLOWUPS_TAB, SOURCES_TAB, CellValue
+from sheets_bridge.dates import serial_text
+from sheets_bridge.model import BRIDGE_LOG_TAB, FOLLOWUPS_TAB, SOURCES_TAB, CellValue, DateSerial
 from sheets_bridge.runner import run_sync
 from sheets_bridge.worktabs import FOLLOWUPS_HEADERS, LOG_HEADERS, SOURCES_HEADERS
 
@@ -32,6 +33,18 @@ def _queue_rows() -> list[dict[str, CellValue]]:
         patient("Soon", Received="2025-03-03 14:00"),  # due Tue 14:00: Contact due
         patient("Late1", Received="2025-02-28 09:00"),  # due Mon 08:00: OVERDUE, older
         patient("Needs", Received="2025-03-01 09:00", First_Contact="2025-03-02", Fit="kinda"),
+        patient(
+            "Missed", Received="2025-02-20 09:00", First_Contact="2025-02-20 11:00",
+            Appointment="2025-02-27 10:00", Visit="No-show", Patient_Phone="646 555 0147",
+        ),
+        patient(
+            "Called", Received="2025-02-20 09:00", First_Contact="2025-02-20 11:00",
+            Appointment="2025-03-06 10:00", Visit="Cancelled",
+        ),
+        patient(
+            "Rebooked", Received="2025-02-20 09:00", First_Contact="2025-02-20 11:00",
+            Appointment="2025-03-10 10:00", Visit="Scheduled",
+        ),
     ]
 
 
@@ -43,24 +56,36 @@ def test_a_cycle_writes_the_work_tabs(config: BridgeConfig) -> None:
 
     queue = sheet.tabs[FOLLOWUPS_TAB]
     assert tuple(queue[0]) == FOLLOWUPS_HEADERS
+    col = {h: i for i, h in enumerate(FOLLOWUPS_HEADERS)}
     assert [row[1] for row in queue[1:]] == [
         "Late1 Example",
         "Late2 Example",
         "Soon Example",
+        "Missed Example",
+        "Called Example",
         "Needs Example",
     ]
-    assert [row[3] for row in queue[1:]] == ["OVERDUE", "OVERDUE", "Contact due", "Contacted"]
+    assert [row[col["Stage"]] for row in queue[1:]] == [
+        "OVERDUE", "OVERDUE", "Contact due", "No-show", "Contacted", "Contacted",
+    ]
+    assert [row[col["To do"]] for row in queue[1:]] == [
+        "contact (overdue)", "contact (overdue)", "contact", "rebook", "rebook", "check the row",
+    ]
     assert queue[1][0] == record_of(sheet, "Late1")["Referral ID"]
-    assert "Fit is not one of" in str(queue[4][7])
+    assert "Fit is not one of" in str(queue[6][col["Attention"]])
+    # The front desk dials the national form; the due time is a date cell (a serial).
+    assert queue[4][col["Phone"]] == "(646) 555-0147"
+    assert isinstance(queue[1][col["Follow-up Due"]], DateSerial)
+    assert serial_text(queue[1][col["Follow-up Due"]]) == "2025-03-03 08:00"
 
     sources = sheet.tabs[SOURCES_TAB]
     assert tuple(sources[0]) == SOURCES_HEADERS
-    assert sources[1] == ["Provider", 6, "Provider", "Provider Referral", ""]
+    assert sources[1] == ["Provider", 9, "Provider", "Provider Referral", ""]
 
     log = sheet.tabs[BRIDGE_LOG_TAB]
     assert tuple(log[0]) == LOG_HEADERS
-    assert log[1][0] == "2025-03-04 10:00"
-    assert "assigned 6 Referral IDs" in str(log[1][1])
+    assert serial_text(log[1][0]) == "2025-03-04 10:00"
+    assert "assigned 9 Referral IDs" in str(log[1][1])
 
 
 def test_a_quiet_cycle_touches_nothing(config: BridgeConfig) -> None:

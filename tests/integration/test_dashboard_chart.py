@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import need_soffice
 from lxml import etree
 from openpyxl import load_workbook
 from openpyxl.chart import BarChart, LineChart, Reference
@@ -33,7 +34,7 @@ from sheets_bridge.sheets import ooxml as ox
 from sheets_bridge.sheets import ooxml_chart as oxc
 from sheets_bridge.sheets.xlsx import LocalWorkbook
 from sheets_bridge.sheets.xlsx_setup import lossy_content
-from sheets_bridge.summaries import CHART_NAME
+from sheets_bridge.summaries import CHART_NAME, CHART_TITLE
 
 NY = ZoneInfo("America/New_York")
 #: Monday 30 Nov 2026, 08:00; a week later the Dashboard's weeks have moved on by one.
@@ -190,27 +191,30 @@ def check_weekly_chart(path: Path) -> Any:
     assert chart.legend is not None and chart.legend.position == "b"
     assert len(chart.series) == 4
     ws = load_workbook(path)["Dashboard"]
-    weeks = [ws.cell(row=r, column=8).value for r in range(6, 18)]
+    # The weekly table is the tab's last section: its title, a header row, 12 weeks.
+    title = next(r for r in range(1, ws.max_row + 1) if ws.cell(row=r, column=1).value == CHART_TITLE)
+    head, first, last = title + 1, title + 2, title + 13
+    weeks = [ws.cell(row=r, column=1).value for r in range(first, last + 1)]
     assert all(isinstance(w, str) and w for w in weeks)
     for i, ser in enumerate(chart.series):
-        col = "IJKL"[i]
-        assert ser.tx.strRef.f == f"'Dashboard'!${col}$5"
-        assert ser.tx.strRef.strCache.pt[0].v == ws[f"{col}5"].value
-        assert ser.cat.strRef.f == "'Dashboard'!$H$6:$H$17"
+        col = "BCDE"[i]
+        assert ser.tx.strRef.f == f"'Dashboard'!${col}${head}"
+        assert ser.tx.strRef.strCache.pt[0].v == ws[f"{col}{head}"].value
+        assert ser.cat.strRef.f == f"'Dashboard'!$A${first}:$A${last}"
         assert ser.cat.strRef.strCache.ptCount == 12
         assert [p.v for p in ser.cat.strRef.strCache.pt] == weeks
-        assert ser.val.numRef.f == f"'Dashboard'!${col}$6:${col}$17"
+        assert ser.val.numRef.f == f"'Dashboard'!${col}${first}:${col}${last}"
         cached = {p.idx: float(p.v) for p in ser.val.numRef.numCache.pt}
-        assert cached == {k: float(ws[f"{col}{6 + k}"].value) for k in range(12)}
+        assert cached == {k: float(ws[f"{col}{first + k}"].value) for k in range(12)}
     assert [s.tx.strRef.strCache.pt[0].v for s in chart.series] == [
-        "Provider Referral",
-        "Patient Referral",
-        "Self-Referral",
+        "Provider",
+        "Patient",
+        "Self",
         "Unknown",
     ]
-    # It covers no cell with content: it sits below the weekly table, right of the sections.
+    # It covers no cell with content: it sits below the weekly table, the last thing on the tab.
     start, end = chart.anchor._from, chart.anchor.to
-    assert (start.row, start.col) == (18, 7)
+    assert (start.row, start.col) == (last + 1, 0)
     assert end.row > start.row + 10 and end.col >= start.col + 4
     for row in ws.iter_rows(
         min_row=start.row + 1, max_row=end.row + 1, min_col=start.col + 1, max_col=end.col + 1
@@ -320,7 +324,7 @@ def test_an_openpyxl_resave_and_a_staff_chart_on_the_dashboard(practice: Practic
     ws = wb["Dashboard"]
     staff = LineChart()
     staff.title = "My own view"
-    staff.add_data(Reference(ws, min_col=9, min_row=5, max_row=17), titles_from_data=True)
+    staff.add_data(Reference(ws, min_col=2, min_row=5, max_row=17), titles_from_data=True)
     ws.add_chart(staff, "N4")
     wb.save(path)
     assert len(dashboard_charts(path)) == 2
@@ -442,19 +446,15 @@ def test_the_package_checker_sees_dangling_and_orphan_parts(tmp_path: Path) -> N
 
 
 # ------------------------------------------------------------------------------------ LibreOffice
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-
-
-@pytest.mark.skipif(SOFFICE is None, reason="LibreOffice not installed")
 def test_libreoffice_renders_the_synced_dashboard(practice: Practice, tmp_path: Path) -> None:
+    soffice = need_soffice()
     config = practice()
     run_sync(config, now=NOW)
     run_sync(config, now=LATER)
     path = workbook_path(config)
     out = tmp_path / "pdf"
-    assert SOFFICE is not None
     subprocess.run(
-        [SOFFICE, "--headless", "--convert-to", "pdf", "--outdir", str(out), str(path)],
+        [soffice, "--headless", "--convert-to", "pdf", "--outdir", str(out), str(path)],
         check=True,
         timeout=180,
         capture_output=True,

@@ -191,7 +191,8 @@ def test_maybe_digest_waits_for_the_configured_hour_then_drafts_once(practice: P
     assert eml_files(config) == []
     assert not (config.state_dir / "state.sqlite").exists()  # nothing read, nothing journalled
     made = maybe_digest(config, datetime(2026, 11, 30, 7, 0, tzinfo=NY))
-    assert made is not None and made.startswith("Drafted the digest for 2026-W49")
+    # Named for the week it covers (made in ISO week 49, about 23-29 Nov).
+    assert made is not None and made.startswith("Drafted the digest for the week of 23 Nov – 29 Nov")
     assert maybe_digest(config, datetime(2026, 11, 30, 7, 5, tzinfo=NY)) is None
     assert maybe_digest(config, datetime(2026, 12, 6, 23, 59, tzinfo=NY)) is None
     assert eml_files(config) == ["digest.2026-W49.eml"]
@@ -328,7 +329,11 @@ def test_preview_writes_only_the_file(practice: Practice, tmp_path: Path) -> Non
     page = out.read_text("utf-8")
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
     assert "Referrals, week of 23 Nov:" in page
-    assert f'href="{(tmp_path / "referrals.xlsx").as_uri()}"' in page
+    # No file:// link a phone could not follow: the digest says where the workbook is.
+    assert "file://" not in page and "Open the sheet" not in page
+    assert f"The numbers come from the workbook at {tmp_path / 'referrals.xlsx'}" in " ".join(
+        re.sub(r"<[^>]+>", "", page).split()
+    )
     assert not (tmp_path / "drafts").exists()
     assert not (tmp_path / "state").exists()
 
@@ -343,7 +348,7 @@ def test_cli_preview_then_draft_then_already_made(
     assert f"Digest preview written to {tmp_path / 'p.html'}" in capsys.readouterr().out
     assert eml_files(config) == []
     assert main(["digest", "--config", cfg, *now]) == 0
-    assert "Drafted the digest for 2026-W49" in capsys.readouterr().out
+    assert "Drafted the digest for the week of 23 Nov – 29 Nov" in capsys.readouterr().out
     assert main(["digest", "--config", cfg, *now]) == 0
     assert "already made" in capsys.readouterr().out
     assert eml_files(config) == ["digest.2026-W49.eml"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import stat
 import subprocess
 import zipfile
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import need_soffice
 from openpyxl import Workbook, load_workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
@@ -679,10 +679,8 @@ def test_lossy_content_names_staff_charts_and_ignores_bridge_tabs(tmp_path: Path
 
 
 # ------------------------------------------------------------------------------------ LibreOffice
-@pytest.mark.skipif(
-    not (shutil.which("soffice") or shutil.which("libreoffice")), reason="LibreOffice not installed"
-)
 def test_written_workbook_opens_in_libreoffice(tmp_path: Path) -> None:
+    exe = need_soffice()
     path = staff_workbook(tmp_path / "lo.xlsx")
     book = LocalWorkbook(path)
     plan = Plan(
@@ -691,8 +689,6 @@ def test_written_workbook_opens_in_libreoffice(tmp_path: Path) -> None:
         tab_contents=(TabContent("Dashboard", (("Title",), ("a", 1))),),
     )
     book.apply(book.read(), plan, {**COLUMNS, "Emails": 6})
-    exe = shutil.which("soffice") or shutil.which("libreoffice")
-    assert exe is not None
     out = tmp_path / "out"
     subprocess.run(
         [exe, "--headless", "--convert-to", "csv", "--outdir", str(out), str(path)],

@@ -355,3 +355,24 @@ def test_a_subject_with_a_line_break_is_refused() -> None:
             now=NOW,
             domain="example.com",
         )
+
+
+def test_referral_ids_are_never_broken_at_their_hyphen_on_a_phone() -> None:
+    d = digest()
+    assert any("R-000" in line for line in d.bottlenecks)
+    body = render_digest(d, None).html
+    ids = re.findall(r"R-\d{5}", " ".join(d.bottlenecks))
+    for rid in ids:
+        assert f'<span style="white-space: nowrap;">{rid}</span>' in body
+    assert "R-000" in render_digest(d, None).text  # plain text is left as it is
+
+
+def test_a_local_workbook_is_named_not_linked() -> None:
+    d = digest(sheet_link="", sheet_where="/practice/referrals.xlsx")
+    html_body, text = render_digest(d, None).html, render_digest(d, None).text
+    assert "Open the sheet" not in html_body and "href=" not in html_body.split("Gifts")[-1]
+    assert "The numbers come from the workbook at" in html_body and "/practice/referrals.xlsx" in html_body
+    assert "The numbers come from the workbook at /practice/referrals.xlsx" in text
+    linked = digest(sheet_link="https://docs.google.com/spreadsheets/d/x", sheet_where="/x.xlsx")
+    assert 'href="https://docs.google.com/spreadsheets/d/x"' in render_digest(linked, None).html
+    assert "/x.xlsx" not in render_digest(linked, None).html

@@ -116,7 +116,7 @@ class TestAcknowledgement:
         assert [d.key for d in drafts] == ["R-00001.referrer_acknowledgement"]
         draft = drafts[0]
         assert draft.to == '"Dr. Imelda Varga" <imelda.varga@clinic.example>'
-        assert "Imelda" in draft.text and "Quillon Z." in draft.text
+        assert draft.text.startswith("Dear Dr. Varga,") and "Quillon Z." in draft.text
         assert "Dana" in draft.text and "Riverside Physical Therapy" in draft.text
         assert "Quillon" in draft.subject
         assert problems == []
@@ -603,18 +603,19 @@ def test_contexts_hold_only_allowlisted_fields() -> None:
         assert REASON_CANARY not in flat and PHONE_CANARY not in flat
         assert "referral" not in context and "reason" not in context
         if RECIPIENTS[kind] == "patient":
-            assert set(context.get("patient", {})) == {"first_name"}
+            assert set(context.get("patient", {})) == {"first_name", "greeting"}
 
 
 def test_template_syntax_in_cells_is_shown_literally() -> None:
     r = referral(
-        first_name="{{ 7*7 }}{% if true %}X{% endif %}", referred_by="<b>Dr. {{ evil }}</b>"
+        first_name="<b>{{ 7*7 }}</b>{% if true %}X{% endif %}", referred_by="<b>Dr. {{ evil }}</b>"
     )
     drafts, problems = plan([r], settings=only("referrer_acknowledgement"))
     assert problems == []
     (draft,) = drafts
-    assert "{{ 7*7 }}{% if true %}X{% endif %}" in draft.text
-    assert "49" not in draft.text
+    assert "<b>{{ 7*7 }}</b>{% if true %}X{% endif %}" in draft.text
+    assert "49" not in draft.text and "evil" not in draft.text
+    assert draft.text.startswith("Hello,")  # no name to be read there: a neutral greeting
     assert "&lt;b&gt;" not in draft.text  # plain text is not escaped
     assert "{{ 7*7 }}" in draft.html
     assert "<b>" not in draft.html and "&lt;b&gt;" in draft.html
@@ -623,7 +624,7 @@ def test_template_syntax_in_cells_is_shown_literally() -> None:
 
 def test_html_escapes_cell_text() -> None:
     r = referral(first_name="<script>alert(1)</script>")
-    drafts, _ = plan([r], settings=only("patient_outreach"))
+    drafts, _ = plan([r], settings=only("referrer_acknowledgement"))
     assert "<script>" not in drafts[0].html
     assert "&lt;script&gt;" in drafts[0].html
     assert "<script>alert(1)</script>" in drafts[0].text

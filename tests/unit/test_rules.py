@@ -19,6 +19,7 @@ from sheets_bridge.dates import format_moment
 from sheets_bridge.identity import row_identity
 from sheets_bridge.model import FOLLOWUPS_TAB, STAFF_COLUMNS, CellValue, Referral, SheetRow
 from sheets_bridge.rules import RuleContext, follow_up_due, is_empty_row, read_referral
+from sheets_bridge.worktabs import FOLLOWUPS_HEADERS
 
 UTC = ZoneInfo("UTC")
 COLS = resolve_columns(STAFF_COLUMNS, {})
@@ -70,6 +71,21 @@ STAGE_CASES: list[tuple[str, dict[str, CellValue], str]] = [
     ),
     ("first contact", {"First_Contact": "2025-03-03 10:00"}, "Contacted"),
     ("cancelled needs rebooking: contacted", {"Visit": "Cancelled"}, "Contacted"),
+    (
+        "cancelled beats the appointment it cancelled",
+        {"Visit": "Cancelled", "Appointment": "2025-03-03 08:00"},
+        "Contacted",
+    ),
+    (
+        "cancelled ahead of a future appointment still needs rebooking",
+        {"Visit": "Cancelled", "Appointment": "2025-03-10 15:00"},
+        "Contacted",
+    ),
+    (
+        "rebooked: visit set back to scheduled beside the new date",
+        {"Visit": "Scheduled", "Appointment": "2025-03-10 15:00"},
+        "Scheduled",
+    ),
     ("past due, no contact", {"Received": "2025-03-03 09:00"}, "OVERDUE"),
     ("due exactly now is overdue", {"Received": "2025-03-03 10:00"}, "OVERDUE"),
     ("due in 4 h: last quarter of 24 h", {"Received": "2025-03-03 14:00"}, "Contact due"),
@@ -425,8 +441,9 @@ def test_formula_looking_name_reaches_the_follow_ups_tab_as_text(
     run_one(make_config(), sheet, fixed_now)
     queue = sheet.tabs[FOLLOWUPS_TAB]
     assert queue[1][1] == f"=cmd|' /C calc'!A0 {name}"
-    assert queue[1][6] == "@SUM(1+1)"
-    assert all(isinstance(v, str) for v in queue[1] if v is not None)
+    assert queue[1][FOLLOWUPS_HEADERS.index("Referred By")] == "@SUM(1+1)"
+    due = FOLLOWUPS_HEADERS.index("Follow-up Due")  # a date cell; everything typed is text
+    assert all(isinstance(v, str) for i, v in enumerate(queue[1]) if v is not None and i != due)
     assert records(sheet)[0]["Patient Last Name"] == name
 
 

@@ -12,20 +12,38 @@ from test_metrics import GOLDEN, NOW, PT, SETTINGS, P, S, at, gifts_tab, make_re
 
 from sheets_bridge.gifts import build_gifts_summary, read_gifts
 from sheets_bridge.identity import referrer_key_of
-from sheets_bridge.model import OutValue, Referral, TabContent
-from sheets_bridge.summaries import TOO_FEW, build_dashboard, build_referrers, dashboard_chart_range
+from sheets_bridge.model import Hours, OutOf, OutValue, Referral, Share, TabContent
+from sheets_bridge.summaries import (
+    CHART_TITLE,
+    REFERRER_HEADERS,
+    TOO_FEW,
+    build_dashboard,
+    build_referrers,
+    dashboard_chart_range,
+)
 
 PRACTICE = "Harbor Physio"
 
 
+def seen(value: OutValue, beside: OutValue) -> OutValue:
+    """What a manager reads in one pair of the Dashboard's grid: "62% of 8" for a percent cell
+    and the "of N" cell beside it (rounded half up, as the percent format shows it)."""
+    if isinstance(value, Share):
+        assert isinstance(beside, OutOf), "a percent always has its size beside it"
+        return f"{int(value * 100 + 0.5)}% of {beside}"
+    assert beside is None, f"{beside!r} beside {value!r}"
+    return value
+
+
 def section(tab: TabContent, heading: str) -> dict[str, list[OutValue]]:
-    """The rows under a section heading, by their first cell, up to the next blank row."""
+    """The rows under a section heading, by their first cell, up to the next blank row; each
+    row as its first four pairs read."""
     start = next(i for i, row in enumerate(tab.rows) if row[0] == heading)
     out: dict[str, list[OutValue]] = {}
     for row in tab.rows[start + 1 :]:
         if row[0] is None:
             break
-        out[str(row[0])] = list(row[1:5])
+        out[str(row[0])] = [seen(row[c], row[c + 1]) for c in (1, 3, 5, 7)]
     return out
 
 
@@ -36,12 +54,7 @@ def dashboard() -> TabContent:
 def test_dashboard_referrals_by_source_tag() -> None:
     rows = section(dashboard(), "Referrals by source tag")
     assert rows[""] == ["This week", "Last week", "Last 4 weeks", "This quarter"]
-    assert rows["Dates"] == [
-        "10 Nov – 16 Nov 2025",
-        "3 Nov – 9 Nov 2025",
-        "13 Oct – 9 Nov 2025",
-        "1 Oct – 31 Dec 2025",
-    ]
+    assert rows["Dates"] == ["10–16 Nov", "3–9 Nov", "13 Oct–9 Nov", "1 Oct–31 Dec"]
     assert rows[P] == [1, 2, 4, 5]
     assert rows[PT] == [1, 1, 2, 3]
     assert rows[S] == [1, 1, 2, 3]
@@ -77,7 +90,7 @@ def test_dashboard_speed_and_quality() -> None:
         "50% of 4",
         "50% of 4",
     ]
-    assert rows["Conversion to long-term care (of those seen)"] == [
+    assert rows["Long-term care (of those seen)"] == [
         "no data",
         "100% of 1",
         "50% of 2",
@@ -95,39 +108,55 @@ def test_dashboard_side_by_side_and_channels() -> None:
     assert rows["Contacted within 24 hours"][:3] == ["80% of 5", "50% of 2", "0% of 2"]
     assert rows["Contacted within 48 hours"][:3] == ["100% of 5", "50% of 2", "50% of 2"]
     assert rows["Show rate (appointments passed)"][:3] == ["60% of 5", "no data", "no data"]
-    assert rows["Conversion to long-term care (of those seen)"][:3] == [
+    assert rows["Long-term care (of those seen)"][:3] == [
         "67% of 3",
         "no data",
         "no data",
     ]
     channels = section(tab, "By channel (How Heard), 18 Aug – 9 Nov 2025")
+    assert channels["Channel"] == ["Referrals", "Good fit", "In 24 hours", "Show rate"]
     assert channels["Provider"] == [5, "100% of 5", "80% of 5", "60% of 5"]
     assert channels["Google"] == [1, "100% of 1", "0% of 1", "no data"]
     assert channels["Directory"] == [0, "no data", "no data", "no data"]  # R16 is older
+    # Every header and value of a table sits right, in its column, so no number reads as its
+    # neighbour's; the "of N" beside a percent stays left, next to it.
+    start = next(i for i, row in enumerate(tab.rows) if row[0] and "By channel" in str(row[0]))
+    for r in range(start + 1, start + 4):
+        for c in (1, 3, 5, 7, 9):
+            assert (r, c) in tab.right_cells, (r, c)
+        assert all((r, c) not in tab.right_cells for c in (0, 2, 4, 6, 8, 10))
 
 
 def test_dashboard_alerts() -> None:
     tab = dashboard()
-    start = next(i for i, row in enumerate(tab.rows) if row[0] == "Alerts")
-    assert [row[0] for row in tab.rows[start + 1 :]] == [
-        "Week of 3 Nov 2025: 4 referrals, against an average of 1 a week over the 4 weeks before.",
+    first = [row[0] for row in tab.rows]
+    start = first.index("Alerts")
+    # Things to act on; how this week's volume compares is news, not an alert.
+    assert first[start + 1 : start + 4] == [
         "2 referrals past Follow-up Due with no First Contact: R-00012, R-00002.",
         (
             "1 row has a Received that cannot be read; it is left out of every number here until "
             "fixed (see Attention on the Referrals tab)."
         ),
+        None,
     ]
+    volume = first.index("Volume")
+    assert first[volume + 1] == (
+        "Week of 3 Nov 2025: 4 referrals, against an average of 1 a week over the 4 weeks before."
+    )
 
 
-def test_dashboard_chart_table_sits_at_a_stable_place() -> None:
+def test_dashboard_chart_table_is_the_last_section() -> None:
     tab = dashboard()
-    assert dashboard_chart_range(tab) == (4, 7, 16, 11)
-    assert tab.rows[4][7:12] == ("Week starting", P, PT, S, "Unknown")
-    assert tab.rows[5][7:12] == ("18 Aug", 0, 0, 0, 0)
-    assert tab.rows[15][7:12] == ("27 Oct", 0, 1, 1, 0)
-    assert tab.rows[16][7:12] == ("3 Nov", 2, 1, 1, 0)
-    empty = build_dashboard([], NOW, SETTINGS, PRACTICE)
-    assert dashboard_chart_range(empty) == (4, 7, 16, 11)
+    title = [row[0] for row in tab.rows].index(CHART_TITLE)
+    assert dashboard_chart_range(tab) == (title + 1, 0, title + 13, 4)
+    assert tab.rows[title + 1][:5] == ("Week starting", "Provider", "Patient", "Self", "Unknown")
+    assert tab.rows[title + 2][:5] == ("18 Aug", 0, 0, 0, 0)
+    assert tab.rows[title + 12][:5] == ("27 Oct", 0, 1, 1, 0)
+    assert tab.rows[title + 13][:5] == ("3 Nov", 2, 1, 1, 0)
+    assert tab.rows[title + 13 :][1:] == ()
+    assert tab.chart is not None and tab.chart.anchor_row == title + 15
+    assert tab.chart.colours == ("0072B2", "009E73", "E69F00", "999999")
 
 
 def test_dashboard_layout() -> None:
@@ -136,17 +165,17 @@ def test_dashboard_layout() -> None:
     assert tab.rows[0][0] == "Harbor Physio: referrals dashboard"
     assert tab.rows[1][0] == (
         "Weeks start on Monday; this week is 10 Nov – 16 Nov 2025. Counts are referrals received "
-        "in each period; a share shows how many it is out of."
+        "in each period; a percent has what it is out of beside it."
     )
-    # Headings are bold cell by cell, so the weekly table beside them keeps its own look.
     assert {(0, 0), (3, 0), (4, 1)} <= tab.heading_cells
-    weekly = {r for r, row in enumerate(tab.rows) if len(row) > 7 and row[7] == "5 Oct"}
-    assert all((r, 7) not in tab.heading_cells for r in weekly)
     assert len({len(row) for row in tab.rows}) == 1
     assert len(tab.widths) == len(tab.rows[0])
+    # Narrow enough to print one page wide, landscape, at a readable size (about 140
+    # characters of Calibri 11 fit across a landscape Letter or A4 page).
+    assert sum(tab.widths) <= 140 and tab.landscape
     for row in tab.rows:
         for cell in row:
-            assert cell is None or type(cell) in (str, int, float)
+            assert cell is None or type(cell) in (str, int, Share, OutOf, Hours)
 
 
 def test_dashboard_with_no_data_and_one_referral() -> None:
@@ -176,34 +205,27 @@ def test_referrers_tab() -> None:
     }
     tab = build_referrers(GOLDEN, NOW, SETTINGS, drafted)
     assert tab.title == "Referrers"
-    header = tab.rows.index(
-        (
-            "Referrer",
-            "Practice",
-            "Type",
-            "Total referrals",
-            "Last 90 days",
-            "Last referral",
-            "Good fit",
-            "Show rate",
-            "Long-term care",
-            "High-quality",
-            "Lapsed",
-            "New",
-            "Last acknowledgement drafted",
-            "Last check-in drafted",
-        )
-    )
+    header = tab.rows.index(REFERRER_HEADERS)
+    assert REFERRER_HEADERS == (
+        "Referrer", "Practice", "Type", "Total referrals", "Last 90 days", "Last referral",
+        "Good fit", "", "Show rate", "", "Long-term care", "", "High-quality", "Lapsed", "New",
+        "Last acknowledgement drafted", "Last check-in drafted",
+    )  # fmt: skip
     assert (header, 0) in tab.heading_cells and tab.freeze_rows == header + 1
-    assert tab.rows[header + 1 :] == (
-        ("Dr Ann Lee", "Lee Clinic", "Provider", 5, 4, "2025-11-10", "100% of 5", "75% of 4",
-         "100% of 3", "Yes", "", "", "2025-11-10", ""),
-        ("Maria Gomez", "", "Patient", 3, 3, "2025-11-12", "0% of 1", "no data", "no data",
-         TOO_FEW, "", "Yes", "", ""),
-        ("Dr Ben Ortiz", "Ortiz Family Medicine", "Provider", 2, 2, "2025-10-21", "100% of 2",
-         "50% of 2", "0% of 1", TOO_FEW, "", "Yes", "", ""),
-        ("Dr Carl Ng", "Ng Pediatrics", "Provider", 1, 0, "2025-05-01", "100% of 1", "100% of 1",
-         "0% of 1", TOO_FEW, "Yes", "", "", ""),
+    assert {(header, c) for c in (3, 4, 5, 6, 8, 10, 15, 16)} <= tab.right_cells
+
+    def read(row: tuple[OutValue, ...]) -> tuple[OutValue, ...]:
+        return (*row[:6], *(seen(row[c], row[c + 1]) for c in (6, 8, 10)), *row[12:])
+
+    assert tuple(read(row) for row in tab.rows[header + 1 :]) == (
+        ("Dr Ann Lee", "Lee Clinic", "Provider", 5, 4, date(2025, 11, 10), "100% of 5",
+         "75% of 4", "100% of 3", "Yes", "", "", date(2025, 11, 10), None),
+        ("Maria Gomez", "", "Patient", 3, 3, date(2025, 11, 12), "0% of 1", "no data",
+         "no data", TOO_FEW, "", "Yes", None, None),
+        ("Dr Ben Ortiz", "Ortiz Family Medicine", "Provider", 2, 2, date(2025, 10, 21),
+         "100% of 2", "50% of 2", "0% of 1", TOO_FEW, "", "Yes", None, None),
+        ("Dr Carl Ng", "Ng Pediatrics", "Provider", 1, 0, date(2025, 5, 1), "100% of 1",
+         "100% of 1", "0% of 1", TOO_FEW, "Yes", "", None, None),
     )  # fmt: skip
 
 
