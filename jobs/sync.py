@@ -1,28 +1,15 @@
-"""The scheduled sync job: exactly what ``sheets-bridge sync --config PATH`` does.
+"""The scheduled sync job (``sync:<slug>``): one cycle of the practice's running daemon.
 
-APScheduler refers to jobs by textual reference (``jobs.sync:run``), so this stays a few lines.
+APScheduler refers to jobs by textual reference (``jobs.sync:run``) with the practice's slug as
+the argument, so this stays a line: the cycle, its backoff and its reports live in
+:mod:`sheets_bridge.daemon`.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime
-from pathlib import Path
-
-from sheets_bridge.config import load_config
-from sheets_bridge.errors import BridgeError
-from sheets_bridge.runner import run_sync
-
-log = logging.getLogger(__name__)
+from sheets_bridge.daemon import running
 
 
-def run(config_path: str) -> None:
-    """One cycle; a failure is logged (no patient data) and the next run is the retry."""
-    config = load_config(Path(config_path))
-    try:
-        report = run_sync(config, now=datetime.now(config.tz))
-    except BridgeError as error:
-        log.warning("sync did not run: %s", error)
-        return
-    log.info("sync %s: %d cells, %d tabs", report.outcome, report.cells_written,
-             len(report.tabs_written))
+def run(slug: str) -> None:
+    """One cycle for the practice ``slug`` (then the digest, if it is due and not made)."""
+    running(slug).sync()

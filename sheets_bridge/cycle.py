@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sheets_bridge.config import BridgeConfig
-from sheets_bridge.draft_keys import DraftKey
 from sheets_bridge.dates import format_moment
+from sheets_bridge.draft_keys import DraftKey
 from sheets_bridge.errors import BackendError, BridgeError, ClockBehindError, SnapshotStaleError
 from sheets_bridge.identity import referrer_key
 from sheets_bridge.messages import HeaderInjectionError, InvalidAddressError, build_message
@@ -154,7 +154,8 @@ def run_cycle(
                 except BackendError as error:
                     log.warning("could not write the Bridge Log: %s", error)
             state.record_run(_run(result, started, "stopped", report), now)
-            log.warning("safety stop: %s", plan.stop.reason)
+            # Said at WARNING once per reason (as the Bridge Log does), not at every cycle.
+            (log.warning if result.logged else log.info)("safety stop: %s", plan.stop.reason)
             return report
 
         if should_stop is not None and should_stop():

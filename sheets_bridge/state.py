@@ -509,6 +509,14 @@ class StateStore:
         """The failure episode under way, or None while the last cycle completed."""
         return read_episode(self.db)
 
+    def failure_spells(self, since: datetime) -> int:
+        """How many failure episodes began at or after ``since`` (each one's first run)."""
+        row = self.db.execute(
+            "SELECT count(*) FROM runs WHERE outcome = 'failed' AND logged = 1 AND started >= ?",
+            (_iso(since),),
+        ).fetchone()
+        return int(row[0])
+
     def record_failure(self, run: RunRecord, error: str, now: datetime) -> Episode:
         """A cycle that failed: counted in the episode, kept in the runs table for ``status``;
         the episode's first failure is logged (a Bridge Log row at the next write), the rest
@@ -713,7 +721,7 @@ def read_episode(db: sqlite3.Connection) -> Episode | None:
             failures,
             datetime.fromisoformat(meta["failing_since"]),
             meta.get("last_error", ""),
-            datetime.fromisoformat(meta.get("last_error_at", meta["failing_since"])),
+            datetime.fromisoformat(str(meta.get("last_error_at") or meta["failing_since"])),
         )
     except (KeyError, ValueError):
         return None
