@@ -43,6 +43,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -349,6 +350,9 @@ class Daemon:
         with daemon_lock(self.config.state_dir), practice_context(self.slug):
             self.scheduler = build_scheduler(self.config, self.slug, first_sync=self.clock())
             executor = self.scheduler._lookup_executor("default")
+            # ``status`` knows the daemon and its next runs from the moment it starts.
+            self.scheduler.add_listener(lambda _event: self.write_status(),
+                                        EVENT_SCHEDULER_STARTED)
 
             def stop(signum: int, frame: FrameType | None) -> None:
                 log.info("signal %d: stopping at the next safe point", signum)
