@@ -184,7 +184,17 @@ class Daemon:
 
     # -- the jobs --------------------------------------------------------------------------
     def sync(self) -> CycleReport | None:
-        """One cycle, then the digest if it is due and not made: the body of ``jobs.sync``."""
+        """One cycle, then the digest if it is due and not made: the body of ``jobs.sync``.
+
+        Never raises: APScheduler would log the exception's text (which may quote a cell)."""
+        with practice_context(self.slug):
+            try:
+                return self._sync()
+            except Exception as error:  # noqa: BLE001 - the daemon outlives every failure
+                self._failed("sync", error, self.clock(), self.config)
+                return None
+
+    def _sync(self) -> CycleReport | None:
         with practice_context(self.slug):
             config = self.reload()
             now = self.clock()
@@ -205,11 +215,22 @@ class Daemon:
                 log.info("%s", cycle_line(report))
             if not self.stopping.is_set():
                 self.catch_up_digest(config, now)
+            # (The digest's own failures are its own: caught and reported inside ``digest``.)
             self.write_status()
             return report
 
     def digest(self) -> str | None:
-        """This ISO week's digest if its hour has come and it is not made: ``jobs.digest``."""
+        """This ISO week's digest if its hour has come and it is not made: ``jobs.digest``.
+
+        Never raises, like :meth:`sync`."""
+        with practice_context(self.slug):
+            try:
+                return self._digest()
+            except Exception as error:  # noqa: BLE001 - the daemon outlives every failure
+                self._failed("digest", error, self.clock(), self.config)
+                return None
+
+    def _digest(self) -> str | None:
         with practice_context(self.slug):
             config = self.reload()
             now = self.clock()

@@ -4,7 +4,8 @@ A practice is named by its slug (``riverside-physical-therapy``), set for the co
 on its behalf with :func:`practice_context`, so every line a job logs (the library's included)
 says whose it is; several practices can then share a daemon and a log. Lines carry counts,
 Referral IDs and column names, never patient data (the library logs nothing else), and the
-scheduler's own chatter ("Added job", "Running job") stays below the default level.
+scheduler's own chatter ("Added job", "Running job", "skipped: maximum number of running
+instances") stays below the default level.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def setup_daemon_logging(state_dir: Path, level: str = "INFO") -> Path:
     """Log to stderr and to a rotating file in ``state_dir``; returns the file's path.
 
     Replaces the root logger's handlers (the CLI's plain stderr one). APScheduler logs at
-    WARNING and above only, unless ``level`` is DEBUG.
+    ERROR only, unless ``level`` is DEBUG.
     """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -94,8 +95,10 @@ def setup_daemon_logging(state_dir: Path, level: str = "INFO") -> Path:
         handler.addFilter(PracticeFilter())
         root.addHandler(handler)
     root.setLevel(numeric)
+    # ERROR, not WARNING: "skipped: maximum number of running instances reached" comes at every
+    # interval while a long cycle runs, which is normal (the next one runs after it).
     logging.getLogger("apscheduler").setLevel(
-        logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING
+        logging.DEBUG if numeric <= logging.DEBUG else logging.ERROR
     )
     with contextlib.suppress(OSError):
         path.chmod(0o600)

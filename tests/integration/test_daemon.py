@@ -197,8 +197,11 @@ def test_the_real_daemon_syncs_reports_fails_once_recovers_once_and_stops(
 
         started = time.monotonic()
         first.send_signal(signal.SIGTERM)
-        assert first.wait(timeout=30) == 0
-        assert time.monotonic() - started < 15
+        try:
+            assert first.wait(timeout=60) == 0
+        finally:
+            print(log_file.read_text(encoding="utf-8")[-3000:])  # shown if this fails
+        assert time.monotonic() - started < 30
 
     text = log_file.read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if line.strip()]

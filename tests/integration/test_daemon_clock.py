@@ -5,7 +5,7 @@ restarts and clock jumps walked through without sleeping. The scheduler's part i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -71,12 +71,12 @@ class Walk:
     def walk(self, hours: int) -> None:
         """Advance in steps of one real hour (UTC), so a repeated hour is lived twice."""
         for _ in range(hours):
-            self.now = (self.now.astimezone(timezone.utc) + HOUR).astimezone(self.config.tz)
+            self.now = (self.now.astimezone(UTC) + HOUR).astimezone(self.config.tz)
             self.tick()
 
     def jump(self, delta: timedelta) -> None:
         """The system clock stepped (NTP, a VM resumed): the scheduler's times stay as they were."""
-        self.now = (self.now.astimezone(timezone.utc) + delta).astimezone(self.config.tz)
+        self.now = (self.now.astimezone(UTC) + delta).astimezone(self.config.tz)
         self.tick()
 
     def digests(self) -> Iterator[str]:

@@ -269,3 +269,26 @@ def test_status_words_and_json_keys(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "1 drafts" not in out and " 1 cells" not in out
     assert "Daemon: not running" in out
+
+
+def test_the_next_digest_says_the_bridge_is_failing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import email
+    from email.message import Message
+
+    config = practice(tmp_path)
+    (tmp_path / ".~lock.referrals.xlsx#").write_text("x", encoding="utf-8")
+    assert sync(config, "--now", NOW, capsys=capsys)[0] == 1
+    assert main(["digest", "--config", str(config), "--now", "2025-03-04T10:30:00"]) == 0
+    capsys.readouterr()
+    (path,) = (tmp_path / "drafts").glob("digest.*.eml")
+    message = email.message_from_bytes(path.read_bytes())
+
+    def text(part: Message) -> str:
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8") if isinstance(payload, bytes) else ""
+
+    body = " ".join(text(p) for p in message.walk() if p.get_content_type() == "text/plain")
+    assert "The bridge has been failing since" in body
+    assert "open in Excel or LibreOffice" in body
