@@ -272,16 +272,18 @@ class Daemon:
             health.failures, _interval(config),
             timedelta(minutes=config.schedule.max_backoff_minutes),
         )
+        # Counted from the end of the failed cycle (a long one must not eat the wait).
+        retry = self.clock() + delay
+        then = f"next try at {retry:%H:%M:%S}" if job == "sync" else "tried again after a sync"
         if health.failures == 1:
-            log.error("%s failed: %s (retrying; `sheets-bridge status` shows more)", job, text)
+            log.error("%s failed: %s (%s; `sheets-bridge status` shows more)", job, text, then)
         elif changed:
-            log.warning("%s still failing, now because: %s", job, text)
+            log.warning("%s still failing, now because: %s (%s)", job, text, then)
         else:
-            log.info("%s failed again (%d in a row)", job, health.failures)
+            log.info("%s failed again (%d in a row; %s)", job, health.failures, then)
         log.debug("%s failed in:\n%s", job, "".join(traceback.format_tb(error.__traceback__)))
         if job == "sync":
-            self._reschedule_sync(now + delay)
-            log.info("next sync at %s", (now + delay).isoformat(timespec="seconds"))
+            self._reschedule_sync(retry)
 
     def _succeeded(self, job: str, now: datetime, config: BridgeConfig) -> None:
         health = self.health[job]
@@ -291,7 +293,7 @@ class Daemon:
             log.info("%s recovered after %d failed %s (failing since %s)", job,
                      health.failures, word, since)
             if job == "sync":
-                self._reschedule_sync(now + _interval(config))
+                self._reschedule_sync(self.clock() + _interval(config))
         self.health[job] = JobHealth()
 
     def _reschedule_sync(self, when: datetime) -> None:
