@@ -195,61 +195,58 @@ class Daemon:
                 return None
 
     def _sync(self) -> CycleReport | None:
-        with practice_context(self.slug):
-            config = self.reload()
-            now = self.clock()
-            report: CycleReport | None = None
-            try:
-                report = run_sync(
-                    config, now=now, wait=LOCK_WAIT_SECONDS, should_stop=self.stopping.is_set
-                )
-            except StateLockedError as busy:
-                log.info("sync skipped: %s", busy)
-            except CycleInterruptedError:
-                log.info("sync stopped at a safe point: the daemon is stopping")
-                return None
-            except Exception as error:  # noqa: BLE001 - the daemon outlives every failure
-                self._failed("sync", error, now, config)
-            else:
-                self._succeeded("sync", now, config)
-                log.info("%s", cycle_line(report))
-            if not self.stopping.is_set():
-                self.catch_up_digest(config, now)
-            # (The digest's own failures are its own: caught and reported inside ``digest``.)
-            self.write_status()
-            return report
+        config = self.reload()
+        now = self.clock()
+        report: CycleReport | None = None
+        try:
+            report = run_sync(
+                config, now=now, wait=LOCK_WAIT_SECONDS, should_stop=self.stopping.is_set
+            )
+        except StateLockedError as busy:
+            log.info("sync skipped: %s", busy)
+        except CycleInterruptedError:
+            log.info("sync stopped at a safe point: the daemon is stopping")
+            return None
+        except Exception as error:  # noqa: BLE001 - the daemon outlives every failure
+            self._failed("sync", error, now, config)
+        else:
+            self._succeeded("sync", now, config)
+            log.info("%s", cycle_line(report))
+        if not self.stopping.is_set():
+            self.catch_up_digest(config, now)
+        # (The digest's own failures are its own: caught and reported inside ``digest``.)
+        self.write_status()
+        return report
 
     def digest(self) -> str | None:
         """This ISO week's digest if its hour has come and it is not made: ``jobs.digest``.
 
         Never raises, like :meth:`sync`."""
-        with practice_context(self.slug):
-            try:
-                return self._digest()
-            except Exception as error:  # noqa: BLE001 - the daemon outlives every failure
-                self._failed("digest", error, self.clock(), self.config)
-                return None
+        try:
+            return self._digest()
+        except Exception as error:  # noqa: BLE001 - the daemon outlives every failure
+            self._failed("digest", error, self.clock(), self.config)
+            return None
 
     def _digest(self) -> str | None:
-        with practice_context(self.slug):
-            config = self.reload()
-            now = self.clock()
-            try:
-                made = maybe_digest(config, now)
-            except StateLockedError as busy:
-                log.info("digest skipped for now: %s", busy)
-                return None
-            except Exception as error:  # noqa: BLE001 - the daemon outlives every failure
-                self._failed("digest", error, now, config)
-                return None
-            finally:
-                self.write_status()
-            self._succeeded("digest", now, config)
-            if now.timestamp() >= digest_due(now, config.digest).timestamp():
-                self.digest_made_for = digest_key(now)
-            if made:
-                log.info("%s", made)
-            return made
+        config = self.reload()
+        now = self.clock()
+        try:
+            made = maybe_digest(config, now)
+        except StateLockedError as busy:
+            log.info("digest skipped for now: %s", busy)
+            return None
+        except Exception as error:  # noqa: BLE001 - the daemon outlives every failure
+            self._failed("digest", error, now, config)
+            return None
+        finally:
+            self.write_status()
+        self._succeeded("digest", now, config)
+        if now.timestamp() >= digest_due(now, config.digest).timestamp():
+            self.digest_made_for = digest_key(now)
+        if made:
+            log.info("%s", made)
+        return made
 
     def catch_up_digest(self, config: BridgeConfig, now: datetime) -> None:
         """After a sync: the digest, if this week's hour has passed and it is not known done."""
