@@ -145,7 +145,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
         path = write_preview(config, now, Path(args.preview))
         print(f"Digest preview written to {path.resolve()} (nothing was drafted or sent)")
         return 0
-    print(make_digest(config, now).message)
+    print(make_digest(config, now, wait=SYNC_LOCK_WAIT).message)
     return 0
 
 

@@ -166,17 +166,19 @@ def make_digest(
     drafter: Drafter | None = None,
     settings: DigestSettings | None = None,
     hook: StepHook | None = None,
+    wait: float = 0.0,
 ) -> DigestOutcome:
     """This ISO week's digest, drafted (or sent) now unless it already exists.
 
     Takes the state folder's lock for the whole settle-journal-create-confirm sequence, so a
-    sync or a second scheduler cannot race it (it raises ``StateLockedError`` instead).
+    sync or a second scheduler cannot race it (it raises ``StateLockedError`` instead, after
+    waiting up to ``wait`` seconds for the cycle under way).
     """
     now = now.astimezone(config.tz)
     settings = settings if settings is not None else digest_settings(config)
     key = digest_key(now)
     drafter = drafter if drafter is not None else open_drafter(config)
-    with StateStore(config.state_dir) as state:
+    with StateStore(config.state_dir, wait=wait) as state:
         drafter.prepare()
         outbox = Outbox(state, drafter, hook=hook)
         outbox.settle(now)

@@ -111,6 +111,7 @@ def test_the_digest_is_made_once_at_its_hour_on_a_dst_sunday_across_a_restart(
     assert len(walk.made) == 1
 
 
+@pytest.mark.slow
 def test_clock_jumps_neither_redraft_nor_skip_a_digest_week(tmp_path: Path) -> None:
     config, path = practice(tmp_path, "America/New_York", "mon", 7)
     tz = ZoneInfo("America/New_York")
