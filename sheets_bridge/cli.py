@@ -125,6 +125,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                   "first.")
         for line in status_lines(data):
             print(line)
+        from sheets_bridge.addon.refusals import refusal_lines
+
+        for line in refusal_lines(config.state_dir):
+            print(line)
     return 0 if data["healthy"] else 1
 
 
@@ -162,7 +166,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{config.digest.hour}:00 ({config.practice.timezone}). Log: {log_file}. "
         "Stop with Ctrl-C or SIGTERM."
     )
+    if config.addon.listen:
+        print(f"The Sheets add-on's endpoints listen on {config.addon.listen} "
+              f"(Google calls {config.addon.endpoint_url}).")
     return run_daemon(config, Path(args.config).resolve(), log_file=log_file)
+
+
+# -- serve (the add-on alone) ----------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sheets_bridge.addon.server import serve
+
+    config = _config(args)
+    if not config.addon.listen:
+        raise ConfigError(
+            "The add-on is off",
+            ["addon.listen: set it to host:port, like 127.0.0.1:8787 (see docs/addon.md)"],
+        )
+    logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
+    print(f"sheets-bridge add-on for {config.practice.name} on {config.addon.listen} "
+          f"(Google calls {config.addon.endpoint_url}). Stop with Ctrl-C.")
+    return serve(config)
 
 
 # -- plumbing --------------------------------------------------------------------------------
@@ -213,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="the least severe lines logged (default INFO: one line per cycle)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="serve the Google Sheets add-on's endpoints alone (no schedule)")
+    with_config(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="build a demo practice and run it end to end")
     p.add_argument("--dir", default="demo-practice", help="folder for the demo practice")

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError
 
 from sheets_bridge.errors import ConfigError
 from sheets_bridge.settings import (
+    AddonSettings,
     ColumnsConfig,
     DigestSettings,
     DraftsSettings,
@@ -43,6 +44,7 @@ class BridgeConfig(SettingsModel):
     summaries: SummarySettings = SummarySettings()
     digest: DigestSettings = DigestSettings()
     schedule: ScheduleConfig = ScheduleConfig()
+    addon: AddonSettings = AddonSettings()
     config_path: Path | None = Field(default=None, exclude=True)
 
     @property

@@ -74,6 +74,25 @@ def _step(hook: StepHook | None, name: str) -> None:
         hook(name)
 
 
+def _state_note(state: StateStore, adopted: int, outbox: Outbox | None) -> str | None:
+    """One line, once, when the state was lost or damaged: what the bridge did about it."""
+    taken = (
+        f"{adopted} drafts already in {outbox.drafter.describe()} were taken in and none is "
+        "drafted again"
+        if adopted and outbox is not None
+        else ""
+    )
+    if state.recovered_from is not None:
+        line = (
+            f"The state file was unreadable: it was set aside as {state.recovered_from.name} and "
+            "rebuilt from the sheet and the drafts"
+        )
+        return f"{line}; {taken}" if taken else line
+    if taken:
+        return f"The state was new: {taken}"
+    return None
+
+
 def run_cycle(
     config: BridgeConfig,
     sheet: SheetBackend,
@@ -100,18 +119,13 @@ def run_cycle(
     """
     report = report if report is not None else CycleReport()
     check_clock(state, now, config, force=force)
-    if state.recovered_from is not None:
-        report.notes.append(
-            f"The state file was unreadable: it was set aside as {state.recovered_from.name} and "
-            "rebuilt from the sheet and the drafts"
-        )
+    adopted = 0
     if outbox is not None and not dry_run:
         outbox.settle(now)
-        if outbox.adopted:
-            report.notes.append(
-                f"The state was new: {outbox.adopted} drafts already in "
-                f"{outbox.drafter.describe()} were taken in, and none of them is drafted again"
-            )
+        adopted = outbox.adopted
+    note = _state_note(state, adopted, outbox)
+    if note:
+        report.notes.append(note)
     started = now
     drafts_done = False
     carried: dict[tuple[int, str, str], str] = {}

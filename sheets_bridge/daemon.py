@@ -365,6 +365,15 @@ class Daemon:
             log.debug("could not write %s: %s", path.name, describe_failure(error))
 
     # -- running ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def registered(self) -> Iterator[None]:
+        """While inside, the textual jobs (``jobs.sync:run`` with this slug) reach this daemon."""
+        _RUNNING[self.slug] = self
+        try:
+            yield
+        finally:
+            _RUNNING.pop(self.slug, None)
+
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; the job in progress stops at its next safe point."""
         with daemon_lock(self.config.state_dir), practice_context(self.slug):
@@ -381,7 +390,10 @@ class Daemon:
                     self.scheduler.shutdown(wait=False)
 
             previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-            _RUNNING[self.slug] = self
+            registration = self.registered()
+            registration.__enter__()
+            server = _start_addon(self.config, self.scheduler) if self.config.addon.listen \
+                else None
             try:
                 log.info("daemon started (pid %d): a sync every %s minutes, the digest on %s "
                          "at %d:00", os.getpid(), f"{self.config.schedule.sync_minutes:g}",
@@ -389,13 +401,27 @@ class Daemon:
                 self.scheduler.start()
                 executor.shutdown(wait=True)  # the job under way reaches its safe point
             finally:
-                _RUNNING.pop(self.slug, None)
+                if server is not None:
+                    server.should_exit = True
+                registration.__exit__(None, None, None)
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
                 with contextlib.suppress(OSError):
                     (self.config.state_dir / STATUS_FILE).unlink()
             log.info("daemon stopped")
         return 0
+
+
+def _start_addon(config: BridgeConfig, scheduler: BlockingScheduler) -> Any:
+    """The add-on's endpoints beside the scheduler (``addon.listen``): "Sync now" moves the
+    scheduled job, so the scheduler stays the one writer."""
+    from sheets_bridge.addon.app import create_app
+    from sheets_bridge.addon.server import SchedulerSync, build_server, start_in_thread
+
+    server = build_server(create_app(config, SchedulerSync(scheduler, config)), config.addon.listen)
+    start_in_thread(server)
+    log.info("add-on endpoints listening on %s", config.addon.listen)
+    return server
 
 
 def cycle_line(report: CycleReport) -> str:

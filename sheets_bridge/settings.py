@@ -294,3 +294,68 @@ class DigestSettings(SettingsModel):
                 "https://docs.google.com/spreadsheets/d/..."
             )
         return value
+
+
+class AddonSettings(SettingsModel):
+    """The Google Workspace add-on's HTTP endpoints (``docs/addon.md``); off while ``listen`` is
+    empty. Mounted in the config as ``addon:``."""
+
+    listen: str = ""
+    """``host:port`` the daemon (``run``) and ``serve`` listen on, like ``127.0.0.1:8787``; TLS
+    is terminated in front (a reverse proxy or Cloud Run)."""
+    endpoint_url: str = ""
+    """The public HTTPS URL Google calls: the audience of the ID token Google signs."""
+    service_account: str = ""
+    """The email of the add-on's Google service account, which signs Google's requests."""
+    oauth_client_id: str = ""
+    """The add-on's OAuth client ID: the audience of the user's own ID token in the event."""
+    allowed_users: tuple[str, ...] = ()
+    """Who gets a card: addresses (``ann@practice.com``) or whole domains (``@practice.com``)."""
+    spreadsheet_id: str = ""
+    """The Google Sheet the panel counts as this bridge's sheet; for ``sheet.kind: google`` it
+    defaults to ``sheet.spreadsheet_id``."""
+    certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    """Where Google's signing certificates are fetched (tests point it at a local server)."""
+    max_body_bytes: int = Field(65536, ge=1024, le=1048576)
+    """Requests with a larger body are refused (413) before they are read."""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"[^\s:]+:\d{1,5}", value):
+            raise ValueError("must be host:port, like 127.0.0.1:8787")
+        return value
+
+    @field_validator("allowed_users")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for item in value:
+            item = item.strip().lower()
+            if not re.fullmatch(r"[^@\s]*@[^@\s]+\.[^@\s]+", item):
+                raise ValueError(
+                    f"{item!r} is not an address or @domain (like ann@practice.com or @practice.com)"
+                )
+            out.append(item)
+        return tuple(out)
+
+    @model_validator(mode="after")
+    def _complete_when_on(self) -> AddonSettings:
+        if not self.listen:
+            return self
+        missing = [
+            name for name in ("endpoint_url", "service_account", "oauth_client_id")
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(
+                "the add-on listens, so it also needs " + ", ".join(missing)
+                + " (see docs/addon.md)"
+            )
+        if not self.allowed_users:
+            raise ValueError("allowed_users must name who may see cards, like ['@practice.com']")
+        if not self.endpoint_url.startswith("https://"):
+            raise ValueError("endpoint_url must be the public https:// address Google calls")
+        return self
+

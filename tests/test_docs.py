@@ -82,7 +82,7 @@ def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert re.search(r"(?m)^demo:", makefile) and re.search(r"(?m)^test:", makefile)
 
 
-@pytest.mark.parametrize("command", ["sync", "check", "init", "status", "digest", "demo"])
+@pytest.mark.parametrize("command", ["sync", "check", "init", "status", "digest", "demo", "serve"])
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

@@ -90,6 +90,8 @@ class LocalWorkbook:
         """``init``: create the workbook, or add what an existing one lacks (openpyxl)."""
         from sheets_bridge.sheets.xlsx_setup import setup_workbook
 
+        if self.path.exists():
+            self.verify()  # a damaged file is named as damaged, never re-saved by openpyxl
         return setup_workbook(
             self.path, tab=self.referrals_tab, aliases=aliases,
             allow_lossy_save=self.allow_lossy_save,
@@ -152,6 +154,17 @@ class LocalWorkbook:
                 "or LibreOffice, let it repair the file and save it, or restore it from a backup. "
                 "The bridge has not changed it."
             ) from exc
+
+    def verify(self) -> None:
+        """Refuse a file the bridge cannot fully read, whatever tabs it has (probe #6).
+
+        ``init`` re-saves through openpyxl, which would turn a damaged part into a traceback
+        or, worse, into a clean-looking file that lost what the part held.
+        """
+        data, _ = self._load()
+        pkg = self._open(data)
+        for sheet in pkg.sheets:
+            self._sheet_xml(pkg, sheet.name, sheet.part)
 
     def _context(self, pkg: Package) -> ox.ValueContext:
         return ox.ValueContext(
