@@ -1,45 +1,18 @@
-"""The scheduled sync job: exactly what ``sheets-bridge sync --config PATH`` does.
+"""The scheduled sync job (``sync:<slug>``): one cycle of the practice's running daemon.
 
-APScheduler refers to jobs by textual reference (``jobs.sync:run``), so this stays a few lines.
+APScheduler refers to jobs by textual reference (``jobs.sync:run``) with the practice's slug as
+the argument, so this stays a line: the cycle, its backoff and its reports live in
+:mod:`sheets_bridge.daemon`.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from datetime import datetime
-from pathlib import Path
-
-from sheets_bridge.config import load_config
 from sheets_bridge.cycle import CycleReport
-from sheets_bridge.errors import BridgeError, StateLockedError
-from sheets_bridge.runner import run_sync
-
-log = logging.getLogger(__name__)
-
-LOCK_ATTEMPTS = 5
-LOCK_WAIT_SECONDS = 1.0
+from sheets_bridge.daemon import running
 
 
-def run(config_path: str) -> CycleReport | None:
-    """One cycle; a failure is logged (no patient data) and the next run is the retry.
+def run(slug: str) -> CycleReport | None:
+    """One cycle for the practice ``slug`` (then the digest, if it is due and not made).
 
     The report is returned for the scheduler's listeners (the add-on's "Sync now" shows it)."""
-    config = load_config(Path(config_path))
-    try:
-        for attempt in range(LOCK_ATTEMPTS):
-            try:
-                report = run_sync(config, now=datetime.now(config.tz))
-                break
-            except StateLockedError:
-                # The add-on's panel holds the state lock for a moment while it takes a view;
-                # wait that out rather than skip a whole interval.
-                if attempt == LOCK_ATTEMPTS - 1:
-                    raise
-                time.sleep(LOCK_WAIT_SECONDS)
-    except BridgeError as error:
-        log.warning("sync did not run: %s", error)
-        return None
-    log.info("sync %s: %d cells, %d tabs", report.outcome, report.cells_written,
-             len(report.tabs_written))
-    return report
+    return running(slug).sync()

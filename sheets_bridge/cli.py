@@ -27,6 +27,9 @@ from sheets_bridge.errors import (
 
 log = logging.getLogger("sheets_bridge")
 
+#: A manual ``sync`` waits this long for the daemon's cycle under way to finish.
+SYNC_LOCK_WAIT = 60.0
+
 
 def _config(args: argparse.Namespace) -> BridgeConfig:
     return load_config(Path(args.config))
@@ -39,7 +42,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     config = _config(args)
     now = parse_now(args.now, config.tz)
-    report = run_sync(config, now=now, dry_run=args.dry_run, force=args.force)
+
+    def waiting(holder: str) -> None:
+        print(f"Another sheets-bridge (pid {holder}; the daemon, if one runs) is mid-cycle: "
+              f"waiting up to {SYNC_LOCK_WAIT:.0f} s for it to finish...", file=sys.stderr)
+
+    report = run_sync(config, now=now, dry_run=args.dry_run, force=args.force,
+                      wait=SYNC_LOCK_WAIT, on_wait=waiting)
     if args.json:
         result = report.result
         plan = result.plan if result else None
@@ -104,30 +113,23 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 # -- status ----------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    from sheets_bridge.state import StateStore
+    from sheets_bridge.status import read_status, status_lines
 
     config = _config(args)
-    if not (config.state_dir / "state.sqlite").exists():
-        print(f"No runs yet (state folder {config.state_dir}). Run `sheets-bridge sync` first.")
-        return 0
-    with StateStore(config.state_dir) as state:
-        quiet = state.last_quiet()
-        runs = state.recent_runs(args.limit)
-    if quiet:
-        print(f"Last quiet cycle (nothing to change): {quiet}")
-    print("Recent runs that changed something, stopped or failed:")
-    for run in runs:
-        print(
-            f"  {run['started']}  {run['outcome']:<8} {run['cells_written']} cells, "
-            f"{run['drafts']} drafts, {run['problems']} problems  {run['summary']}"
-        )
-    if not runs:
-        print("  (none)")
-    from sheets_bridge.addon.refusals import refusal_lines
+    data = read_status(config, parse_now(None, config.tz), limit=args.limit)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        if not (config.state_dir / "state.sqlite").exists():
+            print(f"No runs yet (state folder {config.state_dir}). Run `sheets-bridge sync` "
+                  "first.")
+        for line in status_lines(data):
+            print(line)
+        from sheets_bridge.addon.refusals import refusal_lines
 
-    for line in refusal_lines(config.state_dir):
-        print(line)
-    return 0
+        for line in refusal_lines(config.state_dir):
+            print(line)
+    return 0 if data["healthy"] else 1
 
 
 # -- demo ------------------------------------------------------------------------------------
@@ -147,25 +149,27 @@ def cmd_digest(args: argparse.Namespace) -> int:
         path = write_preview(config, now, Path(args.preview))
         print(f"Digest preview written to {path.resolve()} (nothing was drafted or sent)")
         return 0
-    print(make_digest(config, now).message)
+    print(make_digest(config, now, wait=SYNC_LOCK_WAIT).message)
     return 0
 
 
 # -- run (the daemon) -------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from sheets_bridge.daemon import run_daemon
+    from sheets_bridge.logs import setup_daemon_logging
 
     config = _config(args)
-    logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
+    log_file = setup_daemon_logging(config.state_dir, "DEBUG" if args.debug else args.log_level)
     print(
         f"sheets-bridge running for {config.practice.name}: a sync every "
-        f"{config.schedule.sync_minutes} minutes, the digest on {config.digest.weekday} at "
-        f"{config.digest.hour}:00 ({config.practice.timezone}). Stop with Ctrl-C or SIGTERM."
+        f"{config.schedule.sync_minutes:g} minutes, the digest on {config.digest.weekday} at "
+        f"{config.digest.hour}:00 ({config.practice.timezone}). Log: {log_file}. "
+        "Stop with Ctrl-C or SIGTERM."
     )
     if config.addon.listen:
         print(f"The Sheets add-on's endpoints listen on {config.addon.listen} "
               f"(Google calls {config.addon.endpoint_url}).")
-    return run_daemon(config, Path(args.config).resolve())
+    return run_daemon(config, Path(args.config).resolve(), log_file=log_file)
 
 
 # -- serve (the add-on alone) ----------------------------------------------------------------
@@ -213,9 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("status", help="show recent runs")
+    p = sub.add_parser("status", help="is the bridge healthy: the daemon, recent runs, errors")
     with_config(p)
-    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--limit", type=int, default=10, help="how many recent runs to show")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (keys in the README); exit 1 while failing")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("digest", help="make this week's digest for the owner (once a week)")
@@ -226,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run as a daemon: sync on a schedule, the weekly digest")
     with_config(p)
+    p.add_argument("--log-level", default="INFO", type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="the least severe lines logged (default INFO: one line per cycle)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("serve", help="serve the Google Sheets add-on's endpoints alone (no schedule)")

@@ -9,13 +9,15 @@ A sheet that changed between read and write is read and planned again, never ove
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sheets_bridge.config import BridgeConfig
+from sheets_bridge.dates import format_moment
 from sheets_bridge.draft_keys import DraftKey
-from sheets_bridge.errors import BackendError, SnapshotStaleError
+from sheets_bridge.errors import BackendError, BridgeError, ClockBehindError, SnapshotStaleError
 from sheets_bridge.identity import referrer_key
 from sheets_bridge.messages import HeaderInjectionError, InvalidAddressError, build_message
 from sheets_bridge.model import Problem, Snapshot
@@ -29,6 +31,13 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 #: Test hook for the kill-at-every-step harness (RELIABILITY.md harness K); None in production.
 StepHook = Callable[[str], None]
+#: Asked at the cycle's safe points (before drafting, before the journal): True stops it there,
+#: with nothing of this cycle written (the daemon's SIGTERM, RELIABILITY.md F24).
+StopCheck = Callable[[], bool]
+
+
+class CycleInterruptedError(BridgeError):
+    """The cycle was asked to stop at a safe point; nothing of it was written."""
 
 
 @dataclass
@@ -52,6 +61,12 @@ class CycleReport:
     attempts: int = 0
     notes: list[str] = field(default_factory=list)
     """What a person should know about this run besides the plan (a state rebuilt, say)."""
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def duration(self) -> float:
+        """Seconds since the cycle began (a monotonic clock: a clock jump does not bend it)."""
+        return time.monotonic() - self.started_monotonic
 
 
 def _step(hook: StepHook | None, name: str) -> None:
@@ -90,13 +105,20 @@ def run_cycle(
     draft_planner: DraftPlanner | None = None,
     outbox: Outbox | None = None,
     hook: StepHook | None = None,
+    report: CycleReport | None = None,
+    should_stop: StopCheck | None = None,
 ) -> CycleReport:
     """Run one cycle against an open state store and a sheet backend.
 
     ``outbox`` makes the drafts the plan asks for; without one (a dry run, or drafting off)
-    drafts are planned and reported but not made.
+    drafts are planned and reported but not made. ``report`` is filled as the cycle goes, so a
+    caller still knows what a cycle that raised had done (drafts made before a failed write).
+
+    A ``now`` earlier than the last cycle's (a clock set back) raises ``ClockBehindError``
+    before anything is touched, unless ``force``.
     """
-    report = CycleReport()
+    report = report if report is not None else CycleReport()
+    check_clock(state, now, config, force=force)
     adopted = 0
     if outbox is not None and not dry_run:
         outbox.settle(now)
@@ -146,9 +168,12 @@ def run_cycle(
                 except BackendError as error:
                     log.warning("could not write the Bridge Log: %s", error)
             state.record_run(_run(result, started, "stopped", report), now)
-            log.warning("safety stop: %s", plan.stop.reason)
+            # Said at WARNING once per reason (as the Bridge Log does), not at every cycle.
+            (log.warning if result.logged else log.info)("safety stop: %s", plan.stop.reason)
             return report
 
+        if should_stop is not None and should_stop():
+            raise CycleInterruptedError("stopped at a safe point: nothing of this cycle written")
         if plan.drafts and outbox is not None and not drafts_done:
             # Drafts are keyed by Referral ID, so the IDs this plan issues are journalled first:
             # if the sheet is re-sorted, or the process dies, before they are written, the next
@@ -168,7 +193,7 @@ def run_cycle(
             continue  # plan again so the Emails column shows what was just drafted
 
         if plan.is_quiet:
-            state.record_quiet(result.present, now, result.facets)
+            state.record_quiet(result.present, now, result.facets, duration=report.duration)
             report.outcome = "quiet"
             return report
 
@@ -204,6 +229,25 @@ def run_cycle(
         _step(hook, "commit")
         return report
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_clock(state: StateStore, now: datetime, config: BridgeConfig, *, force: bool) -> None:
+    """Refuse a cycle whose ``now`` is earlier than the last cycle's (issue 12, item 3).
+
+    Planned from an earlier time, events already handled look new again (thank-yous,
+    acknowledgements, a quarter's feedback already asked) and cells written later look out of
+    date. ``--force`` runs anyway (the clock is right and the last run was wrong) and makes
+    this ``now`` the one later cycles are compared with.
+    """
+    last = state.last_now()
+    if force or last is None or now.timestamp() >= last.timestamp():
+        return
+    raise ClockBehindError(
+        f"The clock reads {format_moment(now, config.tz)}, earlier than the last run "
+        f"({format_moment(last, config.tz)}): nothing was written and no email drafted. Fix the "
+        "system clock (or the --now given); if the clock is right, `sheets-bridge sync --force` "
+        "runs once anyway"
+    )
 
 
 def outgoing(result: PlanResult, config: BridgeConfig, now: datetime) -> list[Outgoing]:
@@ -263,4 +307,5 @@ def _run(result: PlanResult, started: datetime, outcome: str, report: CycleRepor
         problems=tuple(p.message for p in result.plan.problems),
         summary=result.summary,
         logged=result.logged,
+        duration=report.duration,
     )

@@ -167,17 +167,19 @@ def make_digest(
     drafter: Drafter | None = None,
     settings: DigestSettings | None = None,
     hook: StepHook | None = None,
+    wait: float = 0.0,
 ) -> DigestOutcome:
     """This ISO week's digest, drafted (or sent) now unless it already exists.
 
     Takes the state folder's lock for the whole settle-journal-create-confirm sequence, so a
-    sync or a second scheduler cannot race it (it raises ``StateLockedError`` instead).
+    sync or a second scheduler cannot race it (it raises ``StateLockedError`` instead, after
+    waiting up to ``wait`` seconds for the cycle under way).
     """
     now = now.astimezone(config.tz)
     settings = settings if settings is not None else digest_settings(config)
     key = digest_key(now)
     drafter = drafter if drafter is not None else open_drafter(config)
-    with StateStore(config.state_dir) as state:
+    with StateStore(config.state_dir, wait=wait) as state:
         drafter.prepare()
         outbox = Outbox(state, drafter, hook=hook)
         outbox.settle(now)
@@ -200,8 +202,16 @@ def make_digest(
                 "looks for it again before making another.",
             )
 
+        last = state.last_now()
+        if last is not None and now.timestamp() < last.timestamp():
+            # A clock set back would make a digest for a week already past (issue 12, item 3).
+            return DigestOutcome(
+                key, "clock", "",
+                f"No digest: the clock reads {now:%Y-%m-%d %H:%M}, earlier than the last run "
+                f"({last.astimezone(config.tz):%Y-%m-%d %H:%M}); fix the system clock",
+            )
         sender = drafter if settings.send and drafter.can_send else None
-        notes: list[str] = []
+        notes: list[str] = failure_notes(state, now)
         if settings.send and sender is None:
             notes.append(
                 f"digest.send is on, but {drafter.describe()} cannot send email: this digest "
@@ -247,6 +257,22 @@ def make_digest(
         f"Drafted the digest for the week of {digest.week_span} in {drafter.describe()} "
         f"({ref}): {digest.subject}" + (f" ({notes[0]})" if notes else ""),
     )
+
+
+def failure_notes(state: StateStore, now: datetime) -> list[str]:
+    """What the owner should know about the bridge itself this week: a failure under way, or
+    the spells of failed cycles it recovered from (each reported once, never per cycle)."""
+    episode = state.episode()
+    if episode is not None:
+        return [
+            (f"The bridge has been failing since {episode.since:%a %d %b %H:%M} "
+            f"({episode.failures} failed cycles): {episode.last_error}")
+        ]
+    spells = state.failure_spells(now - timedelta(days=7))
+    if spells:
+        times = "once" if spells == 1 else f"{spells} times"
+        return [f"The bridge's cycles failed {times} this week; each time it recovered by itself."]
+    return []
 
 
 def _exists(key: str, ref: str) -> str:

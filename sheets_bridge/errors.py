@@ -80,11 +80,38 @@ class LossySaveError(BackendError):
 
 
 class StateLockedError(BridgeError):
-    """Another bridge process holds the state folder's lock."""
+    """Another bridge process holds the state folder's lock (``holder``: its PID)."""
+
+    def __init__(self, message: str, *, holder: str = "unknown") -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class ClockBehindError(SafetyStopError):
+    """The clock reads earlier than the last cycle's: nothing was written (issue 12, item 3).
+
+    A clock set back (a reset system clock, a wrong ``--now``) would otherwise draft again for
+    events already handled and rewrite cells the bridge wrote later.
+    """
 
 
 class StateFolderError(BridgeError):
     """The state folder (or the state file in it) cannot be used: one line says why and the fix."""
+
+
+def describe_failure(error: BaseException) -> str:
+    """A failed cycle in one plain line with what to do next, for logs, ``status`` and the
+    Bridge Log. Only the bridge's own messages are quoted: the text of an unexpected error may
+    carry cell values (an error body), so only its type is named."""
+    if isinstance(error, BridgeError):
+        return str(error)
+    explained = explain_environment(error)
+    if explained is not None:
+        return explained
+    return (
+        f"unexpected {type(error).__name__}: run `sheets-bridge sync --config PATH --debug` "
+        "to see where"
+    )
 
 
 def explain_environment(error: BaseException) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -39,19 +41,62 @@ class LockHeldError(Exception):
         self.holder = holder
 
 
-def take_lock(path: Path) -> int:
+def take_lock(
+    path: Path,
+    *,
+    wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> int:
     """Hold an exclusive ``flock`` on ``path`` (created 0600) and write our PID into it.
 
     Returns the open descriptor: the lock lasts until it is closed or the process dies.
-    Raises ``LockHeldError`` at once, without waiting, when another process holds it.
+    Raises ``LockHeldError`` when another process holds it: at once, or after up to ``wait``
+    seconds of trying (``on_wait(holder)`` is told once, when the waiting begins).
     """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
-        raise LockHeldError(holder) from None
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = lock_holder(fd)
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise LockHeldError(holder) from None
+            if on_wait is not None and not told:
+                on_wait(holder)
+                told = True
+            time.sleep(0.1)
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode("ascii"))
     return fd
+
+
+def lock_holder(fd: int) -> str:
+    """The PID written in a lock file, or "unknown"."""
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def lock_is_held(path: Path) -> str | None:
+    """The PID of the live process holding ``path``'s lock, or None when nobody holds it.
+
+    Probes with a shared lock, released at once, so it never keeps a holder out for long.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock_holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

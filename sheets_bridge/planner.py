@@ -205,6 +205,12 @@ def plan_cycle(
     logged = bool(decided.writes or layout.header_writes or tabs or drafts) or (
         frozenset(run_problems) != state.last_problems
     )
+    if state.failures:
+        # The cycles before this one failed: if this plan lands, that episode is over. Said once,
+        # here, so the Bridge Log shows the failure's start (a row kept in the state) and its end.
+        summary = recovery_line(state.failures) + (f"; {summary[:1].lower()}{summary[1:]}"
+                                                   if summary else "")
+        logged = True
     if logged:
         entry = (log_moment(now, config.tz), summary or "No changes", "\n".join(run_problems))
         tabs.append(build_bridge_log(entry, log_rows(state, config.tz)))
@@ -233,4 +239,9 @@ def plan_cycle(
     )
 
 
-__all__ = ["DraftPlanner", "PlanMemo", "PlanResult", "TabBuilder", "plan_cycle"]
+def recovery_line(failures: int) -> str:
+    """The Bridge Log's (and the log's) words for the end of a failure episode."""
+    return f"Recovered after {failures} failed {'cycle' if failures == 1 else 'cycles'}"
+
+
+__all__ = ["DraftPlanner", "PlanMemo", "PlanResult", "TabBuilder", "plan_cycle", "recovery_line"]

@@ -176,7 +176,10 @@ class SourcesConfig(SettingsModel):
 class ScheduleConfig(SettingsModel):
     """How often the daemon (``sheets-bridge run``) syncs; the digest has its own day and hour."""
 
-    sync_minutes: int = Field(5, ge=1, le=1440)
+    sync_minutes: float = Field(5, ge=0.05, le=1440)
+    """Minutes between cycles; a fraction is allowed (0.5 is every 30 seconds)."""
+    max_backoff_minutes: float = Field(30, ge=0.05, le=1440)
+    """A failing cycle is retried after twice the wait of the one before, at most this long."""
 
 
 class DraftsSettings(SettingsModel):

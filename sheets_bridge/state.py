@@ -17,14 +17,14 @@ import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Self
 
 from sheets_bridge.errors import BridgeError, StateFolderError, StateLockedError
-from sheets_bridge.files import LockHeldError, take_lock
+from sheets_bridge.files import LockHeldError, lock_is_held, take_lock
 from sheets_bridge.model import CellWrite, Notice
 from sheets_bridge.state_view import DraftRecord, IdRecord, StateView, WrittenRecord, value_hash
 
@@ -70,6 +70,7 @@ _ADDED_COLUMNS = (
     ("drafts", "misses", "INTEGER NOT NULL DEFAULT 0"),
     ("drafts", "next_check", "TEXT"),
     ("drafts", "facets", "TEXT NOT NULL DEFAULT ''"),
+    ("runs", "duration_ms", "INTEGER"),
 )
 
 
@@ -86,6 +87,23 @@ class RunRecord:
     problems: tuple[str, ...] = ()
     summary: str = ""
     logged: bool = False
+    duration: float | None = None
+    """Seconds the cycle took (a monotonic clock), for ``status``."""
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A run of consecutive failed cycles, as the state remembers it (no values: plain words)."""
+
+    failures: int
+    since: datetime
+    last_error: str
+    last_error_at: datetime
+
+    @property
+    def started_now(self) -> bool:
+        """True for the episode's first failure: the one that is reported."""
+        return self.failures == 1
 
 
 class _BadMeta(Exception):
@@ -99,8 +117,18 @@ def _iso(moment: datetime) -> str:
 class StateStore:
     """The SQLite state file plus the folder lock. Use as a context manager."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        wait: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        """``wait``: seconds to wait for another bridge process (the daemon mid-cycle, say)
+        to let go of the folder before giving up; ``on_wait(holder)`` is told when it starts."""
         self.state_dir = state_dir
+        self.wait = wait
+        self.on_wait = on_wait
         self.path = state_dir / "state.sqlite"
         self._lock_fd: int | None = None
         self._db: sqlite3.Connection | None = None
@@ -181,11 +209,22 @@ class StateStore:
                 f"bridge's user its owner (chown), or run `chmod u+w {self.state_dir}`"
             )
         try:
-            self._lock_fd = take_lock(self.state_dir / "bridge.lock")
+            self._lock_fd = take_lock(
+                self.state_dir / "bridge.lock", wait=self.wait, on_wait=self.on_wait
+            )
         except LockHeldError as held:
+            waited = f" after {self.wait:.0f} s" if self.wait >= 1 else ""
+            if held.holder == lock_is_held(self.state_dir / "daemon.lock"):
+                raise StateLockedError(
+                    f"The sheets-bridge daemon (pid {held.holder}) is mid-cycle on the state "
+                    f"folder {self.state_dir} and still was{waited}: nothing was run. Try again "
+                    "in a minute; `sheets-bridge status` shows what the daemon is doing",
+                    holder=held.holder,
+                ) from None
             raise StateLockedError(
                 f"Another sheets-bridge (pid {held.holder}) is using the state folder "
-                f"{self.state_dir}: stop it first, or give this one its own state_dir"
+                f"{self.state_dir}{waited}: stop it first, or give this one its own state_dir",
+                holder=held.holder,
             ) from None
 
     def _connect(self) -> sqlite3.Connection:
@@ -267,6 +306,7 @@ class StateStore:
         last = db.execute("SELECT value FROM meta WHERE key='last_problems'").fetchone()
         last_problems = frozenset(last[0].split("\n")) - {""} if last else frozenset()
         drafts = {record.key: record for record in self._draft_records("")}
+        episode = self.episode()
         return StateView(
             next_id_number=next_id,
             ids=ids,
@@ -278,6 +318,7 @@ class StateStore:
             fresh=not ids and not written,
             secret=self.secret,
             highest_id=self._highest_id(db),
+            failures=episode.failures if episode is not None else 0,
         )
 
     @staticmethod
@@ -397,6 +438,7 @@ class StateStore:
                     "INSERT OR REPLACE INTO meta VALUES('last_problems', ?)",
                     ("\n".join(sorted(run.problems)),),
                 )
+            self._ran(db, now, succeeded=True)
         return run_id
 
     @staticmethod
@@ -425,6 +467,7 @@ class StateStore:
         present: Mapping[str, str],
         now: datetime,
         facets: Mapping[str, tuple[str, ...]] | None = None,
+        duration: float | None = None,
     ) -> None:
         """A quiet cycle: remember when it ran and who is where; nothing else changes.
 
@@ -434,14 +477,79 @@ class StateStore:
         stamp = _iso(now)
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES('last_quiet', ?)", (stamp,))
+            if duration is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES('last_quiet_ms', ?)",
+                    (str(round(duration * 1000)),),
+                )
             self._mark_present(db, present, stamp, facets)
+            self._ran(db, now, succeeded=True)
 
     def last_quiet(self) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key='last_quiet'").fetchone()
         return row[0] if row else None
 
+    # -- the clock and failures ------------------------------------------------------------
+    @staticmethod
+    def _ran(db: sqlite3.Connection, now: datetime, *, succeeded: bool) -> None:
+        """Remember the latest cycle's ``now`` (the clock-back guard compares with it); a
+        cycle that completed ends a failure episode."""
+        db.execute("INSERT OR REPLACE INTO meta VALUES('last_now', ?)", (_iso(now),))
+        if succeeded:
+            db.execute(
+                "DELETE FROM meta WHERE key IN ('failures', 'failing_since', 'last_error', "
+                "'last_error_at')"
+            )
+
+    def last_now(self) -> datetime | None:
+        """The ``now`` of the latest cycle that ran (completed, stopped or failed)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='last_now'").fetchone()
+        try:
+            return datetime.fromisoformat(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def episode(self) -> Episode | None:
+        """The failure episode under way, or None while the last cycle completed."""
+        return read_episode(self.db)
+
+    def failure_spells(self, since: datetime) -> int:
+        """How many failure episodes began at or after ``since`` (each one's first run)."""
+        row = self.db.execute(
+            "SELECT count(*) FROM runs WHERE outcome = 'failed' AND logged = 1 AND started >= ?",
+            (_iso(since),),
+        ).fetchone()
+        return int(row[0])
+
+    def record_failure(self, run: RunRecord, error: str, now: datetime) -> Episode:
+        """A cycle that failed: counted in the episode, kept in the runs table for ``status``;
+        the episode's first failure is logged (a Bridge Log row at the next write), the rest
+        are not, so a failure that lasts a day is one row, not one every few minutes."""
+        stamp = _iso(now)
+        with self.transaction() as db:
+            before = read_episode(db)
+            failures = (before.failures if before else 0) + 1
+            since = before.since if before else now
+            logged = before is None
+            self._insert_run(
+                db,
+                RunRecord(
+                    started=run.started, outcome="failed", rows_read=run.rows_read,
+                    drafts=run.drafts, problems=(error,), summary=run.summary,
+                    logged=logged, duration=run.duration,
+                ),
+                now,
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES(?, ?)",
+                [("failures", str(failures)), ("failing_since", _iso(since)),
+                 ("last_error", error), ("last_error_at", stamp)],
+            )
+            self._ran(db, now, succeeded=False)
+        return Episode(failures, since, error, now)
+
     def record_run(self, run: RunRecord, now: datetime) -> int:
-        """A run that wrote nothing (quiet, stopped or failed): only the runs table changes."""
+        """A run that wrote no cells (a safety stop): the runs table, and the time it ran."""
         with self.transaction() as db:
             run_id = self._insert_run(db, run, now)
             if run.logged:
@@ -449,13 +557,14 @@ class StateStore:
                     "INSERT OR REPLACE INTO meta VALUES('last_problems', ?)",
                     ("\n".join(sorted(run.problems)),),
                 )
+            self._ran(db, now, succeeded=False)
         return run_id
 
     def _insert_run(self, db: sqlite3.Connection, run: RunRecord, now: datetime) -> int:
         cursor = db.execute(
             "INSERT INTO runs(started, finished, outcome, rows_read, cells_written, tabs_written,"
-            " drafts, problems, summary, problem_text, logged)"
-            " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " drafts, problems, summary, problem_text, logged, duration_ms)"
+            " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 _iso(run.started),
                 _iso(now),
@@ -468,6 +577,7 @@ class StateStore:
                 run.summary,
                 "\n".join(run.problems),
                 int(run.logged),
+                None if run.duration is None else round(run.duration * 1000),
             ),
         )
         return int(cursor.lastrowid or 0)
@@ -597,6 +707,28 @@ class StateStore:
         )
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def read_episode(db: sqlite3.Connection) -> Episode | None:
+    """The failure episode recorded in a state file (also read by ``status``, lock-free)."""
+    meta = dict(
+        db.execute(
+            "SELECT key, value FROM meta WHERE key IN ('failures', 'failing_since', "
+            "'last_error', 'last_error_at')"
+        ).fetchall()
+    )
+    try:
+        failures = int(meta.get("failures", "0"))
+        if failures <= 0:
+            return None
+        return Episode(
+            failures,
+            datetime.fromisoformat(meta["failing_since"]),
+            meta.get("last_error", ""),
+            datetime.fromisoformat(str(meta.get("last_error_at") or meta["failing_since"])),
+        )
+    except (KeyError, ValueError):
+        return None
 
 
 def _write_id(write: CellWrite) -> str:

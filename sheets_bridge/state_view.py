@@ -75,3 +75,6 @@ class StateView:
     """The key of this state's digests of patient facets (:mod:`sheets_bridge.identity`)."""
     highest_id: int = 0
     """The highest Referral ID number the drafts ledger or the audit ever named."""
+    failures: int = 0
+    """Cycles failed in a row before this one: a plan that lands now is a recovery, and says so
+    in the Bridge Log."""

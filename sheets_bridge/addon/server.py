@@ -38,13 +38,17 @@ class SchedulerSync:
         self._scheduler = scheduler
         self._config = config
         self._wait = wait
+        from sheets_bridge.daemon import job_id
+        from sheets_bridge.logs import practice_slug
+
+        self._job = job_id("sync", practice_slug(config.practice.name))
         self._done = threading.Condition()
         self._finished = 0
         self._last: list[str] = []
         scheduler.add_listener(self._on_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
 
     def _on_event(self, event: JobExecutionEvent) -> None:
-        if event.job_id != "sync":
+        if event.job_id != self._job:
             return
         from sheets_bridge.report import report_lines
 
@@ -62,7 +66,7 @@ class SchedulerSync:
     def sync_now(self) -> list[str]:
         with self._done:
             before = self._finished
-        self._scheduler.modify_job("sync", next_run_time=datetime.now(self._config.tz))
+        self._scheduler.modify_job(self._job, next_run_time=datetime.now(self._config.tz))
         with self._done:
             if not self._done.wait_for(lambda: self._finished > before, timeout=self._wait):
                 return [("The sync has started and is still running: open the panel again in a "
@@ -70,7 +74,7 @@ class SchedulerSync:
             return list(self._last)
 
     def next_sync(self) -> str:
-        job = self._scheduler.get_job("sync")
+        job = self._scheduler.get_job(self._job)
         if job is None or job.next_run_time is None:
             return "not scheduled"
         return format_moment(job.next_run_time, self._config.tz)

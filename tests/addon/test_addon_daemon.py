@@ -18,7 +18,7 @@ from sheets_bridge.addon.app import create_app
 from sheets_bridge.addon.card_schema import check_response
 from sheets_bridge.addon.server import DirectSync, SchedulerSync
 from sheets_bridge.config import load_config
-from sheets_bridge.daemon import build_scheduler, daemon_lock
+from sheets_bridge.daemon import Daemon, build_scheduler, daemon_lock
 from sheets_bridge.state import StateStore
 
 
@@ -37,8 +37,13 @@ def test_sync_now_in_the_daemon_moves_the_sync_job_and_shows_its_result(
                                                Patient_First_Name="Ann", How_Heard="Google")],
                           google.certs_url)
     config = load_config(path)
-    scheduler = build_scheduler(config, path)
+    daemon = Daemon(config, path)
+    scheduler = build_scheduler(config, daemon.slug, first_sync=datetime.now(config.tz))
+    daemon.scheduler = scheduler
+    job = f"sync:{daemon.slug}"
     control = SchedulerSync(scheduler, config, wait=20)
+    registration = daemon.registered()
+    registration.__enter__()
     thread = threading.Thread(target=scheduler.start, daemon=True)
     thread.start()
     try:
@@ -46,7 +51,7 @@ def test_sync_now_in_the_daemon_moves_the_sync_job_and_shows_its_result(
         while control._finished < 1:  # the cycle the daemon runs at start
             assert time.monotonic() < deadline, "the first sync did not run"
             time.sleep(0.05)
-        scheduled = scheduler.get_job("sync").next_run_time
+        scheduled = scheduler.get_job(job).next_run_time
         assert scheduled > datetime.now(config.tz) + timedelta(minutes=3)  # every 5 minutes
         app = create_app(config, control)
         with running(app) as base:
@@ -65,12 +70,13 @@ def test_sync_now_in_the_daemon_moves_the_sync_job_and_shows_its_result(
         assert "Referral IDs assigned: 1" in texts(synced)
         assert control._finished == 2 and took < 15
         # The job ran in the scheduler (one writer) and its schedule goes on from now.
-        assert scheduler.get_job("sync").next_run_time > datetime.now(config.tz)
+        assert scheduler.get_job(job).next_run_time > datetime.now(config.tz)
         with StateStore(config.state_dir) as state:
             assert len(state.recent_runs(10)) == 2
     finally:
         scheduler.shutdown(wait=True)
         thread.join(5)
+        registration.__exit__(None, None, None)
 
 
 def test_serve_alone_never_syncs_while_a_daemon_holds_the_state_folder(
@@ -87,8 +93,6 @@ def test_serve_alone_never_syncs_while_a_daemon_holds_the_state_folder(
 def test_a_scheduled_sync_waits_out_a_panel_reading_the_state(
     tmp_path: Path, google: FakeGoogle
 ) -> None:
-    import jobs.sync
-
     practice = Practice(tmp_path, google)
     held = threading.Event()
 
@@ -100,7 +104,7 @@ def test_a_scheduled_sync_waits_out_a_panel_reading_the_state(
     reader = threading.Thread(target=panel_reads)
     reader.start()
     held.wait(5)
-    report = jobs.sync.run(str(practice.path))
+    report = Daemon(practice.config, practice.path).sync()  # what ``jobs.sync:run`` calls
     reader.join()
     assert report is not None and report.outcome in ("ok", "quiet")
 

@@ -122,7 +122,9 @@ def test_a_file_the_bridge_cannot_read_gets_one_line_and_is_never_written(
         now = ["--now", LATER_TEXT] if command[0] == "sync" else []
         code, text = run([*command, "--config", str(practice), *now], capsys)
         if command[0] == "status":
-            assert code == 0, text  # status reads the state, not the workbook
+            # status reads the state, not the workbook, and says the last cycle failed (exit 1)
+            assert code == 1 and "Health: FAILING" in text, text
+            assert "Traceback" not in text
             continue
         assert code != 0, f"{command[0]} on {kind} claimed success: {text}"
         assert_one_clear_line(text)
