@@ -44,6 +44,7 @@ def practice(tmp_path: Path, digest: str = "", rows: int = 1) -> Path:
         ws.append([f"2026-11-{1 + n % 28:02d} 09:00", f"P{n}", "Example", None, None, "Google"])
     wb.save(tmp_path / "referrals.xlsx")
     text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    text = text.replace("name: Your Practice Name", "name: Riverside Physical Therapy", 1)
     (tmp_path / "config.yaml").write_text(text + digest, encoding="utf-8")
     return tmp_path / "config.yaml"
 
