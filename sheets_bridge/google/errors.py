@@ -20,8 +20,8 @@ __all__ = [
     "GoogleUnavailableError",
     "ResponseFacts",
     "facts_of",
-    "sheets_error",
     "gmail_error",
+    "sheets_error",
 ]
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

@@ -157,7 +157,7 @@ class SheetsHTTPClient(HTTPClient):
         error.facts = facts  # type: ignore[attr-defined]
         return error
 
-    def request(  # type: ignore[override]
+    def request(
         self,
         method: str,
         endpoint: str,
