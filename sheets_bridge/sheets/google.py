@@ -469,13 +469,33 @@ class GoogleSheet:
                 widths=content.widths,
             ))
         try:
-            self.client.batch_update(self.spreadsheet_id, {"requests": requests})
+            answer = self.client.batch_update(self.spreadsheet_id, {"requests": requests})
         except GoogleError as error:
             if getattr(error, "status", 0) != 400:
                 raise
             # A tab added meanwhile (or by a request whose answer was lost): look again.
             log.info("adding tabs was refused; reading the tab list again")
-        return self._metadata(fresh=True)
+            return self._metadata(fresh=True)
+        added = [
+            reply["addSheet"]["properties"]
+            for reply in answer.get("replies") or ()
+            if isinstance(reply, dict) and "addSheet" in reply
+        ]
+        if len(added) != len(contents):
+            return self._metadata(fresh=True)
+        tabs = list(meta.tabs)
+        for props in added:
+            grid = props.get("gridProperties") or {}
+            tabs.append(_TabMeta(
+                title=str(props.get("title", "")), sheet_id=int(props.get("sheetId", 0)),
+                index=int(props.get("index", len(tabs))), rows=int(grid.get("rowCount", 1000)),
+                cols=int(grid.get("columnCount", 26)),
+                frozen_rows=int(grid.get("frozenRowCount", 0)),
+            ))
+        updated = _Metadata(title=meta.title, tabs=tabs, fetched=meta.fetched)
+        with _CACHE_LOCK:
+            _CACHE[self._cache_key] = updated
+        return updated
 
     # ------------------------------------------------------------------------- init
     def setup(self, aliases: Mapping[str, Sequence[str]]) -> SetupReport:
