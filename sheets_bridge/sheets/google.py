@@ -424,6 +424,7 @@ class GoogleSheet:
             meta = self._add_tabs(meta, missing)
         data: list[tuple[dict[str, Any], list[tuple[int, int]]]] = []
         titles: list[str] = []
+        needs: dict[str, tuple[int, int]] = {}
         for content in contents:
             if _title_key(content.title) == _title_key(self.referrals_tab):
                 log.error("refusing to overwrite the Referrals tab with a summary tab")
@@ -445,13 +446,38 @@ class GoogleSheet:
                 for r in range(height)
             ]
             rng = f"{a1_tab(tab.title)}!A1:{column_letter(width - 1)}{height}"
+            needs[tab.title] = (height, width)
             data.append(({"range": rng, "majorDimension": "ROWS", "values": values}, []))
             titles.append(content.title)
+        self.grow(needs)
         refused = self.write_values(data)
         if refused:
             log.warning("Google Sheets refused %d summary tab writes", len(refused))
         if not refused:
             report.tabs_written.extend(titles)
+
+    def grow(self, needs: Mapping[str, tuple[int, int]]) -> None:
+        """Make each tab at least (rows, cols) big before writing (Google refuses a write past
+        a tab's grid): one ``spreadsheets.batchUpdate``, only when a tab must grow."""
+        meta = self._metadata()
+        requests: list[dict[str, Any]] = []
+        grown: list[tuple[_TabMeta, int, int]] = []
+        for title, (rows, cols) in needs.items():
+            tab = meta.find(title)
+            if tab is None or (rows <= tab.rows and cols <= tab.cols):
+                continue
+            for dimension, have, need in (("ROWS", tab.rows, rows), ("COLUMNS", tab.cols, cols)):
+                if need > have:
+                    requests.append({"appendDimension": {
+                        "sheetId": tab.sheet_id, "dimension": dimension, "length": need - have,
+                    }})
+            grown.append((tab, max(rows, tab.rows), max(cols, tab.cols)))
+        if not requests:
+            return
+        self.client.batch_update(self.spreadsheet_id, {"requests": requests})
+        with _CACHE_LOCK:
+            for tab, rows, cols in grown:
+                tab.rows, tab.cols = rows, cols
 
     def _add_tabs(self, meta: _Metadata, contents: Sequence[TabContent]) -> _Metadata:
         """One ``spreadsheets.batchUpdate``: each missing tab, its frozen rows, bold headings
@@ -616,6 +642,9 @@ class _ReferralsWrite:
             cells[(number, columns[write.column])] = _out(write.new)
         if not cells:
             return
+        self.sheet.grow({tab.title: (
+            max(r for r, _ in cells), max(c for _, c in cells) + 1
+        )})
         refused = self.sheet.write_values(_value_ranges(tab.title, cells))
         refused_cells = {cell for covered, _ in refused for cell in covered}
         if (1, 0) in refused_cells or any((1, hw.col) in refused_cells for hw in headers_planned):
