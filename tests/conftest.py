@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fakes.fixtures import fake_google  # noqa: F401 - the fake Google, for any test that asks
 from hypothesis import HealthCheck, settings
 
 from sheets_bridge.config import BridgeConfig, parse_config
