@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 import pytest
 from conftest import FIXED_NOW, patient, sheet_grid
-from fakes.fixtures import fake_google  # noqa: F401  (also registered by tests/conftest.py)
 from openpyxl import Workbook, load_workbook
 
 from sheets_bridge.config import BridgeConfig
