@@ -108,8 +108,16 @@ def _unknown(api: str, backend: str) -> UnknownOutcomeError:
     )
 
 
+_REFUSED_GRANT = ("invalid_grant", "invalid_client", "unauthorized_client", "revoked",
+                  "disabled", "deleted")
+
+
 def _refresh_error(exc: Exception, backend: str, *, service_account: bool) -> GoogleError:
-    if getattr(exc, "retryable", False):
+    """A failed token refresh: a refused grant needs a person; anything else (an outage of the
+    token service, an error page) is the next cycle's to retry. The exception's text is only
+    searched for OAuth's error words, never shown."""
+    text = " ".join(str(a) for a in getattr(exc, "args", ())).lower()
+    if getattr(exc, "retryable", False) or not any(word in text for word in _REFUSED_GRANT):
         return GoogleUnavailableError(
             "Google's sign-in service is unavailable: this cycle stopped cleanly and the next "
             "one carries on",

@@ -421,7 +421,7 @@ class GoogleSheet:
             if meta.find(c.title) is None and _title_key(c.title) != _title_key(self.referrals_tab)
         ]
         if missing:
-            meta = self._add_tabs(meta, missing)
+            meta = self._add_tabs(meta, missing, snapshot)
         data: list[tuple[dict[str, Any], list[tuple[int, int]]]] = []
         titles: list[str] = []
         needs: dict[str, tuple[int, int]] = {}
@@ -479,7 +479,8 @@ class GoogleSheet:
             for tab, rows, cols in grown:
                 tab.rows, tab.cols = rows, cols
 
-    def _add_tabs(self, meta: _Metadata, contents: Sequence[TabContent]) -> _Metadata:
+    def _add_tabs(self, meta: _Metadata, contents: Sequence[TabContent], snapshot: Snapshot
+                  ) -> _Metadata:
         """One ``spreadsheets.batchUpdate``: each missing tab, its frozen rows, bold headings
         and a warning-only protection (edits there are overwritten)."""
         requests: list[dict[str, Any]] = []
@@ -493,6 +494,8 @@ class GoogleSheet:
                 content.title, sheet_id, len(meta.tabs) + offset,
                 freeze_rows=content.freeze_rows, bold_rows=sorted(content.heading_rows)[:1],
                 widths=content.widths,
+                rows=max(1000, len(content.rows) + 1),
+                cols=max(26, max((len(r) for r in content.rows), default=0)),
             ))
         try:
             answer = self.client.batch_update(self.spreadsheet_id, {"requests": requests})
@@ -541,6 +544,8 @@ def new_tab_requests(
     bold_rows: Sequence[int] = (0,),
     widths: Sequence[int] = (),
     protect: bool = True,
+    rows: int = 1000,
+    cols: int = 26,
 ) -> list[dict[str, Any]]:
     """The ``spreadsheets.batchUpdate`` requests that make a bridge tab in one go."""
     out: list[dict[str, Any]] = [
@@ -550,7 +555,8 @@ def new_tab_requests(
                     "sheetId": sheet_id,
                     "title": title,
                     "index": index,
-                    "gridProperties": {"frozenRowCount": freeze_rows},
+                    "gridProperties": {"frozenRowCount": freeze_rows, "rowCount": rows,
+                                       "columnCount": cols},
                 }
             }
         }
