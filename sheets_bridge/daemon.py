@@ -102,7 +102,9 @@ def daemon_lock(state_dir: Path) -> Iterator[None]:
 def run_daemon(config: BridgeConfig, config_path: Path) -> int:
     """Run until SIGTERM or SIGINT; the job in progress finishes first (a safe point)."""
     import jobs.digest
+    from sheets_bridge.private import refuse_exposed
 
+    refuse_exposed(config)
     with daemon_lock(config.state_dir):
         scheduler = build_scheduler(config, config_path)
 

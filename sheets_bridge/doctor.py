@@ -21,7 +21,9 @@ Finding = tuple[str, str]
 
 def check(config: BridgeConfig) -> list[Finding]:
     findings: list[Finding] = [("ok", f"Config {config.config_path or ''} is valid")]
+    findings.extend(_check_secrets(config))
     findings.extend(_check_sheet(config))
+    findings.extend(_check_gmail(config))
     findings.extend(_check_folders(config))
     findings.extend(_check_drafting(config))
     return findings
@@ -133,6 +135,31 @@ def _check_sheet(config: BridgeConfig) -> list[Finding]:
     if missing_tabs:
         out.append(("ok", "The next sync adds the tabs " + ", ".join(missing_tabs)))
     return out
+
+
+def _check_secrets(config: BridgeConfig) -> list[Finding]:
+    """Keys, tokens and the state folder must be private: a sync refuses to start otherwise."""
+    from sheets_bridge.private import refuse_exposed
+
+    try:
+        refuse_exposed(config)
+    except BridgeError as error:
+        return [("fail", str(error))]
+    return []
+
+
+def _check_gmail(config: BridgeConfig) -> list[Finding]:
+    """With mail.kind gmail: the token works and carries the scope to make drafts."""
+    if getattr(config.mail, "kind", "") != "gmail":
+        return []
+    from sheets_bridge.mail.gmail import GmailDrafter
+
+    try:
+        drafter = GmailDrafter.from_config(config)
+        drafter.probe()
+    except BridgeError as error:
+        return [("fail", str(error))]
+    return [("ok", f"Gmail drafts can be listed and made ({drafter.describe()})")]
 
 
 def _check_folders(config: BridgeConfig) -> list[Finding]:

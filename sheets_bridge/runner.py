@@ -16,6 +16,7 @@ from sheets_bridge.cycle import CycleReport, StepHook, run_cycle
 from sheets_bridge.drafting import draft_planner
 from sheets_bridge.mail import open_drafter
 from sheets_bridge.outbox import Outbox
+from sheets_bridge.private import refuse_exposed
 from sheets_bridge.sheets import SheetBackend, open_sheet
 from sheets_bridge.state import StateStore
 from sheets_bridge.summaries import summary_tabs
@@ -31,6 +32,7 @@ def run_sync(
     hook: StepHook | None = None,
 ) -> CycleReport:
     """One cycle against the configured sheet and mail, under the state folder's lock."""
+    refuse_exposed(config)  # keys, tokens and the state folder must be private (chmod)
     sheet = sheet or open_sheet(config, step=hook)
     with contextlib.ExitStack() as stack:
         state_dir = config.state_dir

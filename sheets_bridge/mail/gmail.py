@@ -143,6 +143,10 @@ class GmailDrafter:
         ids = [str(d["id"]) for d in data.get("drafts") or () if isinstance(d, dict) and "id" in d]
         return ids, data.get("nextPageToken")
 
+    def probe(self) -> None:
+        """One ``drafts.list`` (``sheets-bridge check``): the token works and may see drafts."""
+        self._list(maxResults=1)
+
     def find(self, key: str) -> str | None:
         refs = self.find_all(key)
         return refs[0] if refs else None
