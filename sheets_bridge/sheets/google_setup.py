@@ -1,4 +1,5 @@
-"""``sheets-bridge init`` on a Google Sheet: everything it lacks, in one spreadsheets.batchUpdate.
+"""``sheets-bridge init`` on a Google Sheet: what it lacks in one spreadsheets.batchUpdate (then the
+header text, as RAW values, in one values.batchUpdate).
 
 Missing tabs (Referrals, the bridge tabs, Gifts) and missing headers are added; the header row is
 frozen; the staff columns with fixed choices get dropdowns (data validation: strict ones warn,
@@ -37,16 +38,12 @@ def _grid(sheet_id: int, *, row0: int | None = None, row1: int | None = None,
     return out
 
 
-def _header_cells(sheet_id: int, row: int, col: int, names: Sequence[str]) -> dict[str, Any]:
+def _bold(sheet_id: int, row: int, col: int, count: int) -> dict[str, Any]:
     return {
-        "updateCells": {
-            "range": _grid(sheet_id, row0=row, row1=row + 1, col0=col, col1=col + len(names)),
-            "rows": [{"values": [
-                {"userEnteredValue": {"stringValue": n},
-                 "userEnteredFormat": {"textFormat": {"bold": True}}}
-                for n in names
-            ]}],
-            "fields": "userEnteredValue,userEnteredFormat.textFormat.bold",
+        "repeatCell": {
+            "range": _grid(sheet_id, row0=row, row1=row + 1, col0=col, col1=col + count),
+            "cell": {"userEnteredFormat": {"textFormat": {"bold": True}}},
+            "fields": "userEnteredFormat.textFormat.bold",
         }
     }
 
@@ -56,6 +53,7 @@ def setup_google(sheet: GoogleSheet, aliases: Mapping[str, Sequence[str]]) -> Se
 
     meta = sheet._metadata(fresh=True)
     requests: list[dict[str, Any]] = []
+    headers_to_write: list[tuple[str, int, Sequence[str]]] = []  # (tab, first col, names)
     lines: list[str] = []
     taken = {t.sheet_id for t in meta.tabs}
 
@@ -104,7 +102,8 @@ def setup_google(sheet: GoogleSheet, aliases: Mapping[str, Sequence[str]]) -> Se
                 "sheetId": sheet_id, "dimension": "COLUMNS",
                 "length": start + len(missing) - grid_cols,
             }})
-        requests.append(_header_cells(sheet_id, 0, start, missing))
+        requests.append(_bold(sheet_id, 0, start, len(missing)))
+        headers_to_write.append((title, start, missing))
         for offset, name in enumerate(missing):
             positions[name] = start + offset
             kind = "bridge" if name in model.BRIDGE_COLUMNS else "staff"
@@ -165,10 +164,22 @@ def setup_google(sheet: GoogleSheet, aliases: Mapping[str, Sequence[str]]) -> Se
         gifts_id = new_id()
         requests.extend(new_tab_requests(model.GIFTS_TAB, gifts_id, index, bold_rows=(),
                                          protect=False))
-        requests.append(_header_cells(gifts_id, 0, 0, GIFTS_HEADERS))
+        requests.append(_bold(gifts_id, 0, 0, len(GIFTS_HEADERS)))
+        headers_to_write.append((model.GIFTS_TAB, 0, GIFTS_HEADERS))
         lines.append(f"Added the {model.GIFTS_TAB} tab for logging thank-you gifts")
     if not requests:
         return SetupReport(created=False, lines=["Nothing to repair"])
     sheet.client.batch_update(sheet.spreadsheet_id, {"requests": requests})
+    if headers_to_write:
+        # Header text is written as values, RAW, like every cell the bridge writes.
+        sheet.client.values_batch_update(sheet.spreadsheet_id, {
+            "valueInputOption": "RAW",
+            "data": [
+                {"range": f"{a1_tab(tab_title)}!{column_letter(col)}1:"
+                          f"{column_letter(col + len(names) - 1)}1",
+                 "majorDimension": "ROWS", "values": [list(names)]}
+                for tab_title, col, names in headers_to_write
+            ],
+        })
     sheet.forget_metadata()
     return SetupReport(created=tab is None, lines=lines)
