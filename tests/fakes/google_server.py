@@ -239,6 +239,7 @@ class Cell:
     value: str | int | float | bool
     formula: str | None = None
     is_date: bool = False
+    date_style: str = "us"  # how it was typed: "us" (1/5/2026) or "iso" (2026-01-05)
 
 
 def _date_serial(d: dt.date | dt.datetime) -> float | int:
@@ -282,7 +283,8 @@ def cell_from_input(raw: object, input_option: str) -> Cell | None:
     m = _ISO_DATE.match(text)
     if m:
         try:
-            return Cell(_date_serial(dt.date(int(m[1]), int(m[2]), int(m[3]))), is_date=True)
+            day = dt.date(int(m[1]), int(m[2]), int(m[3]))
+            return Cell(_date_serial(day), is_date=True, date_style="iso")
         except ValueError:
             pass
     m = _US_DATE.match(text)
@@ -320,7 +322,10 @@ def render(cell: Cell, value_option: str, date_option: str) -> object:
     if cell.is_date and isinstance(v, int | float) and not isinstance(v, bool):
         if value_option == "FORMATTED_VALUE" or date_option == "FORMATTED_STRING":
             d = _serial_date(v)
-            text = f"{d.month}/{d.day}/{d.year}"
+            if cell.date_style == "iso":
+                text = f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+            else:
+                text = f"{d.month}/{d.day}/{d.year}"
             if isinstance(d, dt.datetime):
                 text += f" {d.hour}:{d.minute:02d}:{d.second:02d}"
             return text
@@ -412,6 +417,8 @@ class Spreadsheet:
         self.sheets: list[Sheet] = []
         self.batch_updates: list[dict[str, Any]] = []
         self.named_ranges: list[dict[str, Any]] = []
+        self.locale = "en_US"
+        self.time_zone = "America/New_York"
         self._ids = itertools.count(1_000_000_007, 7_919)
 
     def next_sheet_id(self) -> int:
@@ -473,9 +480,9 @@ class Spreadsheet:
             "spreadsheetId": self.spreadsheet_id,
             "properties": {
                 "title": self.title,
-                "locale": "en_US",
+                "locale": self.locale,
                 "autoRecalc": "ON_CHANGE",
-                "timeZone": "America/New_York",
+                "timeZone": self.time_zone,
                 "defaultFormat": copy.deepcopy(_DEFAULT_FORMAT),
                 "spreadsheetTheme": copy.deepcopy(_THEME),
             },
@@ -541,7 +548,7 @@ def _merge_fields(target: dict[str, Any], source: dict[str, Any], fields_mask: s
                 target[k] = copy.deepcopy(v)
         return
     for path in fields_mask.split(","):
-        parts = path.strip().split(".")
+        parts = re.split(r"[./]", path.strip())
         src: Any = source
         dst = target
         for i, name in enumerate(parts):
@@ -642,6 +649,7 @@ class FakeGoogle:
         self._message_seq = itertools.count(1)
         self._search_lag = 0
         self._creates = 0
+        self._caller = OWNER
         self.token_grants: list[dict[str, Any]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -1095,7 +1103,9 @@ class FakeGoogle:
             if claims is not None and "iss" in claims:
                 scopes = frozenset(str(claims.get("scope", "")).split()) or ALL_SCOPES
                 info = _TokenInfo(str(claims["iss"]), scopes, delegated=False)
-            elif self.accept_unknown_tokens:
+            elif self.accept_unknown_tokens and not token.startswith("ya29."):
+                # A static test token (Credentials(token="x")): the owner, every scope. A
+                # "ya29." token the fake never issued is an expired one, as from a token file.
                 info = _TokenInfo(OWNER, ALL_SCOPES)
         if info is None or self.revoked:
             raise ApiError(401, reason=("global", "authError"))
@@ -1179,6 +1189,7 @@ class FakeGoogle:
                 result = _apply_field_mask(result, parse_field_mask(q1["fields"]))
             return 200, result
         if rest == ":batchUpdate" and method == "POST":
+            self._caller = info.identity
             return 200, self._spreadsheet_batch_update(book, data)
         if rest == "/values:batchGet" and method == "GET":
             ranges = query.get("ranges", [])
@@ -1197,7 +1208,7 @@ class FakeGoogle:
                 return 200, self._value_range(book, rng, q1)
             if action is None and method == "PUT":
                 option = self._input_option(q1.get("valueInputOption"))
-                resp = self._write(book, rng, data, option)
+                resp = _public(self._write(book, rng, data, option))
                 if _truthy(q1.get("includeValuesInResponse")):
                     resp["updatedData"] = self._value_range(book, resp["updatedRange"], q1, prefix="response")
                 return 200, {"spreadsheetId": spreadsheet_id, **resp}
@@ -1293,9 +1304,11 @@ class FakeGoogle:
         for i, row in enumerate(values):
             for j, raw in enumerate(row):
                 if raw is None:
-                    continue  # null: leave the cell as it is
+                    continue  # null: leave the cell as it is (and it is not counted)
                 new_cells[(b.r0 + i, b.c0 + j)] = cell_from_input(raw, option)
-        cells_written = sum(len(r) for r in values)
+        cells_written = len(new_cells)
+        rows_written = {r for r, _ in new_cells}
+        cols_written = {c for _, c in new_cells}
         for key, cell in new_cells.items():
             if cell is None:
                 sheet.cells.pop(key, None)
@@ -1303,9 +1316,11 @@ class FakeGoogle:
                 sheet.cells[key] = cell
         return {
             "updatedRange": f"{title}!{format_bounds(written)}",
-            "updatedRows": height,
-            "updatedColumns": width,
+            "updatedRows": len(rows_written),
+            "updatedColumns": len(cols_written),
             "updatedCells": cells_written,
+            "_rows": sorted(rows_written),
+            "_cols": sorted(cols_written),
         }
 
     def _values_batch_update(self, book: Spreadsheet, data: dict[str, Any]) -> dict[str, Any]:
@@ -1314,12 +1329,17 @@ class FakeGoogle:
         # Validate everything first: a batchUpdate is applied all or nothing.
         snapshot = {id(s): dict(s.cells) for s in book.sheets}
         responses = []
+        touched_rows: set[tuple[str, int]] = set()
+        touched_cols: set[tuple[str, int]] = set()
         try:
             for entry in entries:
                 if not isinstance(entry, dict) or not entry.get("range"):
                     raise _invalid("Invalid data[0]: Missing range", "data.range")
-                resp = self._write(book, str(entry["range"]), entry, option)
-                resp = {"spreadsheetId": book.spreadsheet_id, **resp}
+                written = self._write(book, str(entry["range"]), entry, option)
+                sheet_title = written["updatedRange"].rpartition("!")[0]
+                touched_rows.update((sheet_title, r) for r in written.get("_rows", ()))
+                touched_cols.update((sheet_title, c) for c in written.get("_cols", ()))
+                resp = {"spreadsheetId": book.spreadsheet_id, **_public(written)}
                 if data.get("includeValuesInResponse"):
                     resp["updatedData"] = self._value_range(
                         book,
@@ -1337,8 +1357,8 @@ class FakeGoogle:
         result: dict[str, Any] = {"spreadsheetId": book.spreadsheet_id}
         touched = [r for r in responses if "updatedCells" in r]
         if touched:
-            result["totalUpdatedRows"] = sum(r["updatedRows"] for r in touched)
-            result["totalUpdatedColumns"] = sum(r["updatedColumns"] for r in touched)
+            result["totalUpdatedRows"] = len(touched_rows)
+            result["totalUpdatedColumns"] = len(touched_cols)
             result["totalUpdatedCells"] = sum(r["updatedCells"] for r in touched)
             result["totalUpdatedSheets"] = len({r["updatedRange"].rpartition("!")[0] for r in touched})
         if responses:
@@ -1366,9 +1386,16 @@ class FakeGoogle:
             cols_used = [
                 c for (r, c) in sheet.cells if first <= r <= last and clipped.c0 <= c <= clipped.c1
             ]
-            table = Bounds(first, min(cols_used), last, max(cols_used))
+            # Google's table detection: the run of filled columns that ends at the rightmost
+            # filled column. A gap (["a", "", "c"]) makes the table start at "c", and the
+            # append lands there (recorded in test_append_row_with_empty_value).
+            filled = set(cols_used)
+            left = right = max(cols_used)
+            while left - 1 in filled:
+                left -= 1
+            table = Bounds(first, left, last, right)
             result["tableRange"] = f"{title}!{format_bounds(table)}"
-            start_r, start_c = last + 1, clipped.c0
+            start_r, start_c = last + 1, left
         else:
             start_r, start_c = clipped.r0, clipped.c0
         height = len(values)
@@ -1383,8 +1410,8 @@ class FakeGoogle:
             sheet.grow(sheet.rows + height)
         sheet.grow(start_r + height, start_c + width)
         target = f"{title}!{format_bounds(Bounds(start_r, start_c, start_r, start_c))}"
-        resp = self._write(book, target, {"values": values, "majorDimension": data.get("majorDimension")}, option)
-        resp = {"spreadsheetId": book.spreadsheet_id, **resp}
+        body = {"values": values, "majorDimension": data.get("majorDimension")}
+        resp = {"spreadsheetId": book.spreadsheet_id, **_public(self._write(book, target, body, option))}
         if _truthy(q.get("includeValuesInResponse")):
             resp["updatedData"] = self._value_range(book, resp["updatedRange"], q, prefix="response")
         result["updates"] = resp
@@ -1500,6 +1527,12 @@ class FakeGoogle:
             if not grid.get(key):
                 grid.pop(key, None)
         index = target.get("index", sheet.properties["index"])
+        keep = {"sheetId": target["sheetId"], "index": index}
+        target = {**_clean(target), **keep}
+        target.setdefault("gridProperties", grid)
+        target = {k: target[k] for k in ("sheetId", "title", "index", "sheetType", "gridProperties") if k in target} | {
+            k: v for k, v in target.items() if k not in ("sheetId", "title", "index", "sheetType", "gridProperties")
+        }
         sheet.properties = target
         if index != book.sheets.index(sheet):
             book.sheets.remove(sheet)
@@ -1507,6 +1540,44 @@ class FakeGoogle:
         book.reindex()
         if all(s.properties.get("hidden") for s in book.sheets):
             raise _BadRequest("You can't hide all the sheets in a document.")
+        return {}
+
+    def _bu_updateSpreadsheetProperties(self, book: Spreadsheet, payload: dict[str, Any]) -> dict[str, Any]:
+        props = payload.get("properties") or {}
+        fields_mask = str(payload.get("fields") or "")
+        if not fields_mask:
+            raise _BadRequest("At least one field must be updated.")
+        current = {"title": book.title, "locale": book.locale, "timeZone": book.time_zone}
+        _merge_fields(current, props, fields_mask)
+        book.title = str(current.get("title") or book.title)
+        book.locale = str(current.get("locale") or book.locale)
+        book.time_zone = str(current.get("timeZone") or book.time_zone)
+        return {}
+
+    def _bu_sortRange(self, book: Spreadsheet, payload: dict[str, Any]) -> dict[str, Any]:
+        """Sort rows of a range (what a person does with Data > Sort range)."""
+        rng = payload.get("range") or {}
+        sheet = self._grid_sheet(book, rng)
+        self._check_grid_range(sheet, rng)
+        r0 = int(rng.get("startRowIndex") or 0)
+        r1 = int(rng.get("endRowIndex") or sheet.rows)
+        c0 = int(rng.get("startColumnIndex") or 0)
+        c1 = int(rng.get("endColumnIndex") or sheet.cols)
+        rows = [[sheet.cells.get((r, c)) for c in range(c0, c1)] for r in range(r0, r1)]
+        for spec in reversed(payload.get("sortSpecs") or [{}]):
+            col = int(spec.get("dimensionIndex") or 0) - c0
+            descending = spec.get("sortOrder") == "DESCENDING"
+            present = [r for r in rows if r[col] is not None]
+            empty = [r for r in rows if r[col] is None]
+            present.sort(key=lambda r: _sort_key(r[col]), reverse=descending)
+            rows = present + empty  # empty cells go last either way, as in Sheets
+        for i, row in enumerate(rows):
+            for j, cell in enumerate(row):
+                key = (r0 + i, c0 + j)
+                if cell is None:
+                    sheet.cells.pop(key, None)
+                else:
+                    sheet.cells[key] = cell
         return {}
 
     def _bu_setDataValidation(self, book: Spreadsheet, payload: dict[str, Any]) -> dict[str, Any]:
@@ -1521,12 +1592,21 @@ class FakeGoogle:
         rng = pr.get("range") or {}
         sheet = self._grid_sheet(book, rng)
         self._check_grid_range(sheet, rng)
-        pr["protectedRangeId"] = 1_000_000 + sum(len(s.protected_ranges) for s in book.sheets) + 1
-        pr.setdefault("requestingUserCanEdit", True)
-        if not pr.get("warningOnly"):
-            pr.setdefault("editors", {"users": [OWNER]})
-        sheet.protected_ranges.append(pr)
-        return {"addProtectedRange": {"protectedRange": copy.deepcopy(pr)}}
+        pr = {
+            "protectedRangeId": 1_000_000 + sum(len(s.protected_ranges) for s in book.sheets) + 1,
+            **pr,
+        }
+        pr["requestingUserCanEdit"] = True  # the caller made it, so the caller can edit it
+        pr["editors"] = pr.get("editors") or {}
+        pr = _clean(_drop_zero_sheet_ids(pr))
+        stored = copy.deepcopy(pr)
+        # Google answers with the editors as sent, but stores the caller among them.
+        users = list(stored["editors"].get("users") or [])
+        if self._caller not in users:
+            users.append(self._caller)
+        stored["editors"]["users"] = users
+        sheet.protected_ranges.append(stored)
+        return {"addProtectedRange": {"protectedRange": pr}}
 
     def _bu_deleteProtectedRange(self, book: Spreadsheet, payload: dict[str, Any]) -> dict[str, Any]:
         wanted = payload.get("protectedRangeId")
@@ -1729,16 +1809,19 @@ class FakeGoogle:
         if kind == "media":
             return {"raw": base64.urlsafe_b64encode(raw_body).decode(), "message": {"raw": base64.urlsafe_b64encode(raw_body).decode()}}
         if kind == "multipart":
-            msg = email.message_from_bytes(
-                b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw_body, policy=email.policy.compat32
-            )
-            parts = msg.get_payload()
-            assert isinstance(parts, list) and len(parts) == 2, "multipart upload needs 2 parts"
-            meta_part, media_part = parts
-            meta = json.loads(meta_part.get_payload(decode=True) or b"{}")
-            media = media_part.get_payload(decode=True)
-            if media is None:
-                media = str(media_part.get_payload()).encode()
+            m = re.search(r'boundary="?([^";]+)"?', ctype)
+            if not m:
+                raise ApiError(400, "Missing multipart boundary", reason=("global", "badRequest"))
+            pieces = []
+            for chunk in raw_body.split(b"--" + m.group(1).encode())[1:]:
+                if chunk.startswith(b"--"):
+                    break
+                _head, _, content = chunk.partition(b"\r\n\r\n")
+                pieces.append(content[:-2] if content.endswith(b"\r\n") else content)
+            if len(pieces) != 2:
+                raise ApiError(400, "A multipart upload needs metadata and media", reason=("global", "badRequest"))
+            meta = json.loads(pieces[0] or b"{}")
+            media = pieces[1]
             encoded = base64.urlsafe_b64encode(media).decode()
             if "message" in meta or not meta or "id" in meta:
                 message = dict(meta.get("message") or {})
@@ -1805,8 +1888,60 @@ class FakeGoogle:
         return {"id": draft.draft_id, "message": base}
 
 
+def _sort_key(cell: Cell | None) -> tuple[int, Any]:
+    """Numbers before text, as Sheets sorts ascending."""
+    assert cell is not None
+    v = cell.value
+    if isinstance(v, bool):
+        return (2, v)
+    if isinstance(v, int | float):
+        return (0, v)
+    return (1, str(v).lower())
+
+
 class _BadRequest(Exception):
     """A spreadsheets.batchUpdate request refused: becomes 400 "Invalid requests[i].kind: ..."."""
+
+
+def _drop_zero_sheet_ids(obj: Any) -> Any:
+    """In a GridRange, sheetId 0 is the protobuf default and Google leaves it out."""
+    if isinstance(obj, dict):
+        return {k: _drop_zero_sheet_ids(v) for k, v in obj.items() if not (k == "sheetId" and v == 0)}
+    if isinstance(obj, list):
+        return [_drop_zero_sheet_ids(x) for x in obj]
+    return obj
+
+
+def _public(resp: dict[str, Any]) -> dict[str, Any]:
+    """Drop the fake's private bookkeeping keys from a write response."""
+    return {k: v for k, v in resp.items() if not k.startswith("_")}
+
+
+def _clean(obj: Any) -> Any:
+    """Protobuf JSON drops unset fields: nulls, empty lists, false, and empty messages."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            v = _clean(v)
+            if v is None or v is False or v == [] or (v == {} and k not in ("editors",)):
+                continue
+            if k in ("red", "green", "blue", "alpha") and isinstance(v, int | float):
+                v = _color(v)
+                if v == 0:
+                    continue
+            out[k] = v
+        return out
+    if isinstance(obj, list):
+        return [_clean(x) for x in obj]
+    return obj
+
+
+def _color(c: float) -> float | int:
+    """Google keeps colour channels as 8-bit values shown as float32: 0.5 -> 0.49803922."""
+    level = int(max(0.0, min(1.0, float(c))) * 255)
+    if level in (0, 255):
+        return level // 255
+    return float(f"{level / 255:.8g}")
 
 
 def _always_quoted(title: str) -> str:
