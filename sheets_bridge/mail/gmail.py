@@ -21,7 +21,6 @@ import logging
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -110,22 +109,19 @@ class GmailDrafter:
         known = self._info.get(draft_id)
         if known is not None:
             return known
-        data = self._drafts.get(userId="me", id=draft_id, format="raw").execute()
+        # Headers only (drafts.get has no header filter): the body (patient data) is not fetched.
+        data = self._drafts.get(userId="me", id=draft_id, format="metadata").execute()
         message = data.get("message") or {}
         key: str | None = None
         when: datetime | None = None
-        raw = message.get("raw")
-        if isinstance(raw, str):
-            try:
-                headers = BytesHeaderParser(policy=policy.default).parsebytes(
-                    base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-                )
-                value = headers.get(KEY_HEADER)
-                key = str(value).strip() if value is not None else None
-                date = headers.get("Date")
-                when = parsedate_to_datetime(str(date)) if date is not None else None
-            except (ValueError, TypeError, IndexError):
-                when = None
+        for header in (message.get("payload") or {}).get("headers") or ():
+            name = str(header.get("name", "")).lower()
+            value = str(header.get("value", "")).strip()
+            if name == KEY_HEADER.lower():
+                key = value or None
+            elif name == "date":
+                with contextlib.suppress(TypeError, ValueError, IndexError):
+                    when = parsedate_to_datetime(value)
         internal = message.get("internalDate")
         if internal is not None:
             with contextlib.suppress(TypeError, ValueError, OverflowError):
