@@ -168,15 +168,7 @@ def _check_folders(config: BridgeConfig) -> list[Finding]:
     if state_dir.exists():
         mode = stat.S_IMODE(state_dir.stat().st_mode)
         if mode & 0o077:
-            out.append(
-                (
-                    "warn",
-                    (
-                        f"State folder {state_dir} can be read by other users: run "
-                        f"`chmod 700 {state_dir}` (the bridge does so itself on its next run)"
-                    ),
-                )
-            )
+            pass  # reported by _check_secrets: a sync refuses to start until it is private
         elif not os.access(state_dir, os.W_OK):
             out.append(("fail", f"State folder {state_dir} is not writable by this user"))
         else:
