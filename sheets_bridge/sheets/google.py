@@ -707,10 +707,15 @@ class _ReferralsWrite:
         def identity(row: SheetRow) -> str:
             return identity_from_cells(*(row.get(staff.get(name)) for name in _IDENTITY))
 
+        snap_all: dict[str, list[int]] = {}
+        new_id_of = {
+            w.row.number: w.new.strip() for w in plan.cell_writes if w.column == "Referral ID"
+        }
         for row in tab.rows:
             rid = cell_text(row.get(id_col)).strip() if id_col is not None else ""
             if rid:
                 snap_ids.setdefault(rid, []).append(row.number)
+            snap_all.setdefault(identity(row), []).append(row.number)
             if not rid or row.number in gets_id:
                 snap_new.setdefault(identity(row), []).append(row.number)
         # Values each read row should hold in the columns written: planned, else as read.
@@ -735,21 +740,34 @@ class _ReferralsWrite:
         for round_no in range(REPAIR_ROUNDS + 1):
             ids, idents = self._read_back()
 
-            def identify(n: int, ids: dict[int, str] = ids, idents: dict[int, str] = idents
-                         ) -> int | None:
-                """The read's row number of the row at ``n`` now (None: unknown or unsure)."""
-                rid = ids.get(n, "")
-                if rid and rid not in new_ids:
-                    found = snap_ids.get(rid, [])
-                    if len(found) > 1:
-                        found = [m for m in found if identity(by_number[m]) == idents.get(n)]
-                    return found[0] if len(found) == 1 else None
+            def identify(n: int, hint: int | None = None, ids: dict[int, str] = ids,
+                         idents: dict[int, str] = idents) -> int | None:
+                """The read's row number of the row at ``n`` now (None: unknown or unsure).
+
+                An ID the plan did not give is the row's; a copy's shared ID belongs to the
+                original (the copy gets a new one). A row given its ID just now is known by who
+                it is (names and Received), two such alike by the new ID each got. ``hint`` (the
+                row meant to be at ``n``) settles a tie between rows that look the same.
+                """
                 if n not in ids:
                     return None
-                found = snap_new.get(idents.get(n, ""), [])
-                return found[0] if len(found) == 1 else None
+                rid = ids[n]
+                if rid and rid not in new_ids:
+                    found = snap_ids.get(rid, [])
+                    found = [m for m in found if m not in gets_id] or found
+                    if len(found) > 1:
+                        found = [m for m in found if identity(by_number[m]) == idents.get(n)]
+                else:
+                    found = snap_new.get(idents.get(n, ""), [])
+                    if len(found) > 1 and rid:
+                        found = [m for m in found if new_id_of.get(m) == rid] or found
+                    if not found:
+                        found = snap_all.get(idents.get(n, ""), [])
+                if len(found) == 1:
+                    return found[0]
+                return hint if hint in found else None
 
-            wrong = {n: r for n, r in intended.items() if identify(n) != r}
+            wrong = {n: r for n, r in intended.items() if identify(n, r) != r}
             if not wrong:
                 break
             if round_no == REPAIR_ROUNDS:

@@ -511,3 +511,54 @@ def test_logs_carry_no_patient_data(
     cycle(config, open_fast_sheet(config), drafter=open_fast_drafter(config))
     for canary in CANARY_STRINGS:
         assert canary not in caplog.text, canary
+
+
+# ------------------------------------------------------------------------------ look-alikes
+def test_an_exact_copy_of_a_row_and_two_identical_new_rows_are_told_apart(
+    practice: BridgeConfig, fake_google: FakeGoogle
+) -> None:
+    sheet = recording_sheet(practice)
+    cycle(practice, sheet)
+    grid = fake_google.grid(SHEET_ID, "Referrals")
+    rid = grid[0].index("Referral ID")
+    twin = [str(v) for v in grid[2][:17]]  # staff cells only: typed twice, no ID yet
+    grid.append(list(grid[1]))  # Ana copied whole, with her Referral ID
+    grid.append(twin)
+    grid.append(list(twin))
+    fake_google.set_grid(SHEET_ID, "Referrals", grid)
+    cycle(practice, sheet, now=FIXED_NOW + timedelta(minutes=5))
+    report = sheet.reports[-1]
+    assert report.skipped == [] and report.repaired == []
+    after = fake_google.grid(SHEET_ID, "Referrals")
+    ids = [str(r[rid]) for r in after[1:]]
+    assert len(ids) == len(set(ids)) and all(ids)
+    assert after[1][rid] == grid[1][rid]  # the original keeps its ID
+    again = cycle(practice, sheet, now=FIXED_NOW + timedelta(minutes=10))
+    assert again.cells_written == 0 or all(
+        w.column != "Referral ID" for w in (again.result.plan.cell_writes if again.result else ())
+    )
+
+
+def test_a_sort_during_a_write_that_gives_new_rows_their_ids(
+    practice: BridgeConfig, fake_google: FakeGoogle
+) -> None:
+    sheet = recording_sheet(practice)
+    cycle(practice, sheet)
+    before = by_name(fake_google)
+    grid = fake_google.grid(SHEET_ID, "Referrals")
+    for name in ("Mo", "Ned", "Oz"):
+        grid.append(["2025-03-04 08:00", name, f"{name}son", "", "", "Provider", "Dr Rivera"])
+    fake_google.set_grid(SHEET_ID, "Referrals", grid)
+
+    def staff_sort(fake: FakeGoogle) -> None:
+        now = fake.grid(SHEET_ID, "Referrals")
+        fake.set_grid(SHEET_ID, "Referrals", [now[0], *sorted(now[1:], key=lambda r: str(r[1]))])
+
+    fake_google.on_before(staff_sort, match=f"POST /v4/spreadsheets/{SHEET_ID}/values:batchUpdate")
+    cycle(practice, sheet, now=FIXED_NOW + timedelta(minutes=5))
+    after = by_name(fake_google)
+    for name, record in before.items():
+        assert after[name]["Referral ID"] == record["Referral ID"], name
+    new = [after[n]["Referral ID"] for n in ("Mo", "Ned", "Oz")]
+    assert sorted(new) == ["R-00013", "R-00014", "R-00015"]
+    assert sheet.reports[-1].skipped == []
