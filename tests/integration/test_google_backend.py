@@ -562,3 +562,29 @@ def test_a_sort_during_a_write_that_gives_new_rows_their_ids(
     new = [after[n]["Referral ID"] for n in ("Mo", "Ned", "Oz")]
     assert sorted(new) == ["R-00013", "R-00014", "R-00015"]
     assert sheet.reports[-1].skipped == []
+
+
+# ------------------------------------------------------------------------------ digest
+def test_the_digest_is_drafted_in_gmail_or_sent_to_the_owner_only_when_asked(
+    fake_google: FakeGoogle, tmp_path: Path
+) -> None:
+    from datetime import datetime
+
+    from conftest import NY
+
+    from sheets_bridge.digest_run import make_digest
+
+    fake_google.add_spreadsheet(SHEET_ID, {"Referrals": rows()})
+    monday = datetime(2025, 3, 10, 9, 0, tzinfo=NY)
+    config = google_config(fake_google, tmp_path / "draft")
+    cycle(config, open_fast_sheet(config), now=monday - timedelta(days=1))
+    drafted = make_digest(config, monday)
+    assert drafted.status == "drafted"
+    assert any(k.startswith("digest.") for k in drafts_by_key(fake_google))
+    assert fake_google.sent == []
+    sending = google_config(fake_google, tmp_path / "send", digest={"send": True})
+    sent = make_digest(sending, monday + timedelta(days=7))
+    assert sent.status == "sent"
+    assert len(fake_google.sent) == 1
+    msg = message_from_bytes(fake_google.sent[0], policy=policy.default)
+    assert str(msg["To"]).endswith("owner@example.com>") or str(msg["To"]) == "owner@example.com"
