@@ -115,3 +115,25 @@ def test_writes_join_into_few_ranges() -> None:
     cells[(9, 21)] = "z"
     assert _blocks(cells) == [(2, 17, 5, 23), (9, 19, 9, 19), (9, 21, 9, 21)]
     assert a1_tab("It's") == "'It''s'"
+
+
+def test_the_auth_token_is_written_private_and_whole(tmp_path: Path) -> None:
+    import stat
+
+    from google.oauth2.credentials import Credentials
+
+    from sheets_bridge.google.auth_flow import auth_scopes, save_token, token_path
+
+    creds = Credentials(token="t", refresh_token="r", client_id="c", client_secret="s",
+                        token_uri="https://oauth2.googleapis.com/token")
+    path = save_token(creds, tmp_path / "secrets" / "gmail-token.json")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert yaml.safe_load(path.read_text())["refresh_token"] == "r"
+    assert [p.name for p in path.parent.iterdir()] == ["gmail-token.json"]
+    base = {k: v for k, v in BASE_CONFIG.items() if k != "mail"}
+    config = parse_config(deep_merge(base, {"mail": {"kind": "gmail", "credentials": "tok.json"},
+                                            "digest": {"send": True}}), base=tmp_path)
+    assert token_path(config) == tmp_path / "tok.json"
+    assert [s.rsplit("/", 1)[-1] for s in auth_scopes(config)] == [
+        "spreadsheets", "gmail.compose", "gmail.send"
+    ]
