@@ -3,7 +3,7 @@
 For each size, a fake spreadsheet with that many demo-like rows:
   first   the first sync: every row gets an ID and six more bridge cells, five tabs are added
   edit    the next sync after staff edited 20 rows (Visit, First Contact)
-  quiet   the sync after that: nothing changed
+  quiet   the sync after that, at the same moment: nothing changed
 next to a naive gspread script that writes the same bridge cells row by row (one ``ws.update``
 per row, the way most Sheets scripts are written). The naive script is timed over its first
 ``--naive-sample`` rows and its time extrapolated (its requests are exact: one per row). At
@@ -17,11 +17,13 @@ Drafts go to a temporary ``.eml`` folder, so only Sheets requests are counted.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -135,7 +137,7 @@ def bench(size: int, sample: int) -> dict[str, Any]:
         for name, now, edit in (
             ("first", NOW, False),
             ("edit", NOW + timedelta(minutes=5), True),
-            ("quiet", NOW + timedelta(minutes=6), False),
+            ("quiet", NOW + timedelta(minutes=5), False),  # same moment: nothing is due
         ):
             if edit:
                 current = fake.grid(SHEET, "Referrals")
@@ -148,6 +150,11 @@ def bench(size: int, sample: int) -> dict[str, Any]:
             fake.reset_requests()
             seconds, outcome = _cycle(config, sheet, now)
             out[name] = (seconds, _sheets_requests(fake), outcome)
+            calls = Counter(
+                f"{r.method} {r.path.rsplit('/', 1)[-1].replace(SHEET, '')}"
+                for r in fake.requests if r.api == "sheets"
+            )
+            out[name + " calls"] = dict(calls)
         # the naive script, on a fresh copy of the sheet as it was before the first sync
         fake.add_spreadsheet(SHEET, {"Referrals": grid})
         fake.reset_requests()
@@ -163,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--naive-sample", type=int, default=300)
+    parser.add_argument("--calls", action="store_true", help="print each cycle's calls")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="  (%(message)s)")  # shows any retry
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     header = (f"{'rows':>7} {'cycle':<6} {'requests':>8} {'seconds':>8}   "
               f"{'naive req':>9} {'naive s':>9} {'at quota':>9} {'req ratio':>9}")
@@ -178,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{naive_req:>9} {naive_s:>9.0f} {naive_req / 60:>7.0f} m {naive_req / requests:>8.0f}x"
                 if name == "first" else ""
             )
-            print(f"{size:>7} {name:<6} {requests:>8} {seconds:>8.2f}   {extra}", flush=True)
+            print(f"{size:>7} {name:<6} {requests:>8} {seconds:>8.2f}   {extra}".rstrip(),
+                  flush=True)
+            if args.calls:
+                print(f"{'':>15}{result[name + ' calls']}")
     return 0
 
 
