@@ -63,25 +63,25 @@ def split_sheet(text: str) -> tuple[str | None, str | None]:
     """`'My tab'!A1:B2` -> ("My tab", "A1:B2"); `Sheet1` -> (None, "Sheet1") for the caller to decide."""
     if text.startswith("'"):
         i = 1
-        title = []
+        chars: list[str] = []
         while i < len(text):
             ch = text[i]
             if ch == "'":
                 if i + 1 < len(text) and text[i + 1] == "'":
-                    title.append("'")
+                    chars.append("'")
                     i += 2
                     continue
                 break
-            title.append(ch)
+            chars.append(ch)
             i += 1
         else:
             raise RangeError(text)
         rest = text[i + 1 :]
         if rest == "":
-            return "".join(title), None
+            return "".join(chars), None
         if not rest.startswith("!"):
             raise RangeError(text)
-        return "".join(title), rest[1:]
+        return "".join(chars), rest[1:]
     if "!" in text:
         title, _, cells = text.rpartition("!")
         return title, cells

@@ -631,6 +631,7 @@ class FakeGoogle:
     """Sheets v4 + Gmail v1 + OAuth token endpoint on 127.0.0.1 (see tests/fakes/README.md)."""
 
     def __init__(self) -> None:
+        self._port = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -654,16 +655,25 @@ class FakeGoogle:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        """Listen on 127.0.0.1: a free port the first time, the same port after a stop().
+
+        Stopping and starting again keeps every piece of state, so a test can take Google away
+        (connection refused) and bring it back at the same endpoint.
+        """
         fake = self
 
         class Handler(_Handler):
             pass
 
         Handler.fake = fake
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         server.daemon_threads = True
+        self._port = int(server.server_address[1])
+        self._stopping.clear()
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-google", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-google", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -685,8 +695,8 @@ class FakeGoogle:
 
     @property
     def endpoint(self) -> str:
-        assert self._server is not None, "call start() first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        assert self._port, "call start() first"
+        return f"http://127.0.0.1:{self._port}"
 
     # -- Sheets state --------------------------------------------------------------------------
     def add_spreadsheet(
@@ -1108,7 +1118,18 @@ class FakeGoogle:
                 # "ya29." token the fake never issued is an expired one, as from a token file.
                 info = _TokenInfo(OWNER, ALL_SCOPES)
         if info is None or self.revoked:
-            raise ApiError(401, reason=("global", "authError"))
+            raise ApiError(
+                401,
+                details=[
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "ACCESS_TOKEN_EXPIRED",
+                        "domain": "googleapis.com",
+                        "metadata": {"service": f"{api}.googleapis.com"},
+                    }
+                ],
+                reason=("global", "authError"),
+            )
         if api in self.disabled_apis:
             name, service = (
                 ("Google Sheets API", "sheets.googleapis.com")
@@ -1243,7 +1264,9 @@ class FakeGoogle:
             raise _invalid(f"Invalid value at 'value_render_option', \"{value_option}\"", "value_render_option")
         if b.r0 >= sheet.rows or b.c0 >= sheet.cols:
             raise _invalid(
-                f"Range ({_always_quoted(sheet.title)}!{rng.rpartition('!')[2]}) exceeds grid limits. "
+                # Google echoes the range as the client sent it (airbyte#1740: "Range
+                # (Mass!151154:151354) exceeds grid limits. Max rows: 151000, max columns: 26").
+                f"Range ({rng}) exceeds grid limits. "
                 f"Max rows: {sheet.rows}, max columns: {sheet.cols}"
             )
         clipped = b.clip(sheet.rows, sheet.cols)
@@ -1296,8 +1319,12 @@ class FakeGoogle:
                 )
         written = Bounds(b.r0, b.c0, end_r, end_c)
         if end_r >= sheet.rows or end_c >= sheet.cols:
+            # The first cell outside the grid, after the title as sent ("Range (Solar!Y1)
+            # exceeds grid limits. Max rows: 981, max columns: 24", home-assistant/core#104198).
+            outside = (min(end_r, sheet.rows), b.c0) if end_r >= sheet.rows else (b.r0, sheet.cols)
+            sent_title = rng.rpartition("!")[0] if "!" in rng else quote_title(sheet.title)
             raise _invalid(
-                f"Range ({_always_quoted(sheet.title)}!{format_bounds(written)}) exceeds grid limits. "
+                f"Range ({sent_title}!{col_letters(outside[1])}{outside[0] + 1}) exceeds grid limits. "
                 f"Max rows: {sheet.rows}, max columns: {sheet.cols}"
             )
         new_cells = {}
@@ -1765,11 +1792,15 @@ class FakeGoogle:
         if rest == "/drafts/send" and method == "POST":
             self._need_scope(info, GMAIL_DRAFT_SCOPES, "gmail")
             draft_id = str(data.get("id") or "")
-            draft = self._drafts.pop(draft_id, None)
-            if draft is None:
+            if draft_id not in self._drafts:
                 raise ApiError(404, "Requested entity was not found.", reason=("global", "notFound"))
-            self.sent.append(draft.raw)
-            return 200, {"id": draft.message_id, "threadId": draft.thread_id, "labelIds": ["SENT"]}
+            sent_draft = self._drafts.pop(draft_id)
+            self.sent.append(sent_draft.raw)
+            return 200, {
+                "id": sent_draft.message_id,
+                "threadId": sent_draft.thread_id,
+                "labelIds": ["SENT"],
+            }
         dm = re.match(r"^/drafts/([^/]+)$", rest)
         if dm:
             draft_id = unquote(dm.group(1))
@@ -1944,11 +1975,6 @@ def _color(c: float) -> float | int:
     return float(f"{level / 255:.8g}")
 
 
-def _always_quoted(title: str) -> str:
-    """Grid-limit errors echo the title quoted, as the client sent it."""
-    return "'" + title.replace("'", "''") + "'"
-
-
 def _truthy(value: object) -> bool:
     return str(value).lower() in ("true", "1")
 
@@ -1983,7 +2009,11 @@ def _jwt_claims(token: str) -> dict[str, Any] | None:
 def _matches(raw: bytes, search: str) -> bool:
     """Gmail search, the parts the bridge uses: rfc822msgid:, subject:, to:, from:, free words."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    text = raw.decode("utf-8", "replace").lower()
+    # Free words match what Gmail indexes: the addresses, the subject and the text, not custom
+    # headers (there is no operator for X-Sheets-Bridge-Key; a search for it finds nothing).
+    text = " ".join(
+        [*(str(msg.get(h, "")) for h in ("Subject", "From", "To", "Cc")), _body_text(msg)]
+    ).lower()
     for term in re.findall(r'(?:[^\s"]+:)?"[^"]*"|\S+', search):
         key, sep, value = term.partition(":")
         value = value.strip('"')
@@ -1999,6 +2029,16 @@ def _matches(raw: bytes, search: str) -> bool:
         elif term.strip('"').lower() not in text:
             return False
     return True
+
+
+def _body_text(msg: Message) -> str:
+    parts = []
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                parts.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+    return " ".join(parts)
 
 
 def _snippet(msg: Message) -> str:

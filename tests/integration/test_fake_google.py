@@ -14,6 +14,7 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
+import google.auth._exponential_backoff
 import google.auth.transport.requests
 import gspread
 import pytest
@@ -131,7 +132,11 @@ def test_append_rows_grows_the_grid_and_update_beyond_it_is_refused(fake_google:
     with pytest.raises(gspread.exceptions.APIError) as err:
         ws.update([["x", "y", "z"]], "A1")
     assert err.value.code == 400
-    assert "exceeds grid limits. Max rows: 3, max columns: 2" in str(err.value)
+    assert err.value.error["message"] == "Range ('Bridge Log'!C1) exceeds grid limits. Max rows: 3, max columns: 2"
+    with pytest.raises(gspread.exceptions.APIError) as err:
+        ws.get("A10:B12")  # a read that starts outside the grid is refused too
+    assert err.value.error["message"] == "Range ('Bridge Log'!A10:B12) exceeds grid limits. Max rows: 3, max columns: 2"
+    assert ws.get("A1:Z100") == [["When", "What"], ["t1", "cycle"], ["t2", "cycle"]]  # the end is clipped
     assert fake_google.grid(SHEET, "Bridge Log")[0] == ["When", "What"]
 
 
@@ -258,6 +263,9 @@ def test_gmail_drafts_create_list_get_delete_and_send(fake_google: FakeGoogle) -
     assert [d["id"] for d in hit["drafts"]] == [made["id"]]
     assert drafts.list(userId="me", q="rfc822msgid:<k1@bridge>").execute()["resultSizeEstimate"] == 1
     assert drafts.list(userId="me", q="rfc822msgid:other@bridge").execute() == {"resultSizeEstimate": 0}
+    assert drafts.list(userId="me", q="subject:referral received").execute()["resultSizeEstimate"] == 1
+    # Gmail does not index custom headers: the bridge key is found by reading drafts, not by q.
+    assert drafts.list(userId="me", q="k1").execute() == {"resultSizeEstimate": 0}
 
     raw = drafts.get(userId="me", id=made["id"], format="raw").execute()
     assert base64.urlsafe_b64decode(raw["message"]["raw"]) == fake_google.drafts[made["id"]]
@@ -278,6 +286,11 @@ def test_gmail_drafts_create_list_get_delete_and_send(fake_google: FakeGoogle) -
     sent = gmail.users().messages().send(userId="me", body={"raw": _message("digest@bridge", "Digest")}).execute()
     assert sent["labelIds"] == ["SENT"]
     assert b"Subject: Digest" in fake_google.sent[0]
+
+    other = drafts.create(userId="me", body={"message": {"raw": _message("k2@bridge")}}).execute()
+    drafts.send(userId="me", body={"id": other["id"]}).execute()  # a person clicking Send
+    assert fake_google.drafts == {}
+    assert b"Message-ID: <k2@bridge>" in fake_google.sent[1]
 
 
 def test_gmail_drafts_list_pages_newest_first(fake_google: FakeGoogle) -> None:
@@ -382,6 +395,16 @@ def test_a_lost_write_response_was_applied(book: FakeGoogle) -> None:
     assert book.grid(SHEET, "Referrals")[1] == ["R-1", "Ann Canary", "Drafted"]
 
 
+def test_gspread_does_not_resend_a_write_whose_response_was_lost(book: FakeGoogle) -> None:
+    """requests (under gspread) reports the lost answer instead of re-sending, unlike httplib2."""
+    ws = gspread_client(book).open_by_key(SHEET).worksheet("Referrals")  # pooled connection now
+    book.lose_response_next(match="values:batchUpdate")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        ws.batch_update([{"range": "C3", "values": [["Drafted"]]}])
+    assert [r.line for r in book.requests].count(f"POST /v4/spreadsheets/{SHEET}/values:batchUpdate") == 1
+    assert book.grid(SHEET, "Referrals")[2][2] == "Drafted"
+
+
 def test_a_slow_server_trips_the_client_timeout(book: FakeGoogle) -> None:
     book.delay_next(2.0, match="values")
     started = time.monotonic()
@@ -411,6 +434,34 @@ def test_a_staff_sort_between_read_and_write_moves_a_row_number_write(book: Fake
     book.on_before(staff_sort, match="values:batchUpdate")
     ws.batch_update([{"range": f"C{ann_row}", "values": [["Drafted"]]}])
     assert book.grid(SHEET, "Referrals")[1:] == [["R-2", "Bob Canary", "Drafted"], ["R-1", "Ann Canary", "New"]]
+
+
+def test_google_can_go_away_and_come_back_at_the_same_endpoint(book: FakeGoogle) -> None:
+    endpoint = book.endpoint
+    book.stop()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"{endpoint}/v4/spreadsheets/{SHEET}", timeout=2)
+    book.start()
+    assert book.endpoint == endpoint
+    assert _http(book, "GET", f"/v4/spreadsheets/{SHEET}/values/Referrals").json()["values"][1][0] == "R-1"
+
+
+def test_the_token_endpoint_can_fail_too(
+    fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(google.auth._exponential_backoff.time, "sleep", lambda _s: None)
+    write_authorized_user_token(tmp_path / "token.json")
+    creds = user_credentials.Credentials.from_authorized_user_file(str(tmp_path / "token.json"))
+    creds = creds.with_token_uri(fake_google.endpoint + "/token")
+    fake_google.fail_next(503, match="POST /token")
+    creds.refresh(google.auth.transport.requests.Request())  # google-auth retries a 5xx itself
+    assert len(fake_google.requests_for("token")) == 2
+    fake_google.reset_requests()
+    fake_google.fail_next(503, count=10, match="POST /token")
+    with pytest.raises(RefreshError) as err:
+        creds.refresh(google.auth.transport.requests.Request())
+    assert err.value.retryable
+    assert len(fake_google.requests_for("token")) == 3  # then gives up: three tries in all
 
 
 def test_the_request_log_counts_everything(book: FakeGoogle) -> None:
