@@ -153,6 +153,21 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- auth (Google sign-in) ---------------------------------------------------------------------
+def cmd_auth(args: argparse.Namespace) -> int:
+    from sheets_bridge.google.auth_flow import auth_scopes, run_auth
+
+    config = _config(args)
+    secrets = Path(args.client_secrets) if args.client_secrets else (
+        Path(args.config).resolve().parent / "client_secret.json"
+    )
+    scopes = ", ".join(s.rsplit("/", 1)[-1] for s in auth_scopes(config))
+    print(f"Opening Google's sign-in page (scopes: {scopes})...")
+    path = run_auth(config, client_secrets=secrets, open_browser=not args.no_browser)
+    print(f"Signed in. The token is in {path} (mode 0600); keep it private.")
+    return 0
+
+
 # -- run (the daemon) -------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from sheets_bridge.daemon import run_daemon
@@ -229,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", metavar="FILE", help="write the digest as HTML here; draft nothing")
     p.add_argument("--now", help="pretend it is this ISO time (practice zone if none given)")
     p.set_defaults(func=cmd_digest)
+
+    p = sub.add_parser("auth", help="sign the practice's Google account in (Gmail drafts, Sheets)")
+    with_config(p)
+    p.add_argument("--client-secrets", metavar="FILE",
+                   help="the OAuth client JSON (default: client_secret.json beside the config)")
+    p.add_argument("--no-browser", action="store_true", help="print the sign-in link instead")
+    p.set_defaults(func=cmd_auth)
 
     p = sub.add_parser("run", help="run as a daemon: sync on a schedule, the weekly digest")
     with_config(p)

@@ -462,6 +462,9 @@ def daemon_lock(state_dir: Path) -> Iterator[None]:
 
 def run_daemon(config: BridgeConfig, config_path: Path, *, log_file: Path | None = None) -> int:
     """``sheets-bridge run``: the daemon for one practice, until SIGTERM."""
+    from sheets_bridge.private import refuse_exposed
+
+    refuse_exposed(config)  # keys, tokens and the state folder must be private (chmod)
     return Daemon(config, config_path, log_file=log_file).run()
 
 

@@ -22,7 +22,9 @@ Finding = tuple[str, str]
 def check(config: BridgeConfig) -> list[Finding]:
     findings: list[Finding] = [("ok", f"Config {config.config_path or ''} is valid")]
     findings.extend(_check_placeholders(config))
+    findings.extend(_check_secrets(config))
     findings.extend(_check_sheet(config))
+    findings.extend(_check_gmail(config))
     findings.extend(_check_folders(config))
     findings.extend(_check_drafting(config))
     return findings
@@ -163,21 +165,38 @@ def _check_sheet(config: BridgeConfig) -> list[Finding]:
     return out
 
 
+def _check_secrets(config: BridgeConfig) -> list[Finding]:
+    """Keys, tokens and the state folder must be private: a sync refuses to start otherwise."""
+    from sheets_bridge.private import refuse_exposed
+
+    try:
+        refuse_exposed(config)
+    except BridgeError as error:
+        return [("fail", str(error))]
+    return []
+
+
+def _check_gmail(config: BridgeConfig) -> list[Finding]:
+    """With mail.kind gmail: the token works and carries the scope to make drafts."""
+    if getattr(config.mail, "kind", "") != "gmail":
+        return []
+    from sheets_bridge.mail.gmail import GmailDrafter
+
+    try:
+        drafter = GmailDrafter.from_config(config)
+        drafter.probe()
+    except BridgeError as error:
+        return [("fail", str(error))]
+    return [("ok", f"Gmail drafts can be listed and made ({drafter.describe()})")]
+
+
 def _check_folders(config: BridgeConfig) -> list[Finding]:
     out: list[Finding] = []
     state_dir = config.state_dir
     if state_dir.exists():
         mode = stat.S_IMODE(state_dir.stat().st_mode)
         if mode & 0o077:
-            out.append(
-                (
-                    "warn",
-                    (
-                        f"State folder {state_dir} can be read by other users: run "
-                        f"`chmod 700 {state_dir}` (the bridge does so itself on its next run)"
-                    ),
-                )
-            )
+            pass  # reported by _check_secrets: a sync refuses to start until it is private
         elif not os.access(state_dir, os.W_OK):
             out.append(("fail", f"State folder {state_dir} is not writable by this user"))
         else:

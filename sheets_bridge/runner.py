@@ -25,6 +25,7 @@ from sheets_bridge.drafting import draft_planner
 from sheets_bridge.errors import ClockBehindError, StateLockedError, describe_failure
 from sheets_bridge.mail import open_drafter
 from sheets_bridge.outbox import Outbox
+from sheets_bridge.private import refuse_exposed
 from sheets_bridge.sheets import SheetBackend, open_sheet
 from sheets_bridge.state import Episode, RunRecord, StateStore
 from sheets_bridge.summaries import summary_tabs
@@ -55,6 +56,7 @@ def run_sync(
     folder (a manual ``sync`` while the daemon is mid-cycle); they never run side by side.
     A failure is recorded (``on_failure`` is told the episode) and raised again.
     """
+    refuse_exposed(config)  # keys, tokens and the state folder must be private (chmod)
     report = CycleReport()
     with contextlib.ExitStack() as stack:
         state_dir = config.state_dir

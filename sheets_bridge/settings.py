@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sheets_bridge.email_kinds import EXTRA_FIELDS, KINDS, REFERRER_KINDS
 from sheets_bridge.model import CHANNELS, REFERRALS_TAB, STAFF_COLUMNS
@@ -107,12 +107,74 @@ class LocalSheetConfig(SettingsModel):
     allow_lossy_save: bool = False
 
 
+_SPREADSHEET_URL = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]+)")
+_SPREADSHEET_ID = re.compile(r"[A-Za-z0-9_-]+")
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def spreadsheet_id_of(value: str) -> str:
+    """The spreadsheet ID in ``value``: the ID itself, or the sheet's address as the browser
+    shows it (``https://docs.google.com/spreadsheets/d/<ID>/edit#gid=0``)."""
+    value = value.strip()
+    match = _SPREADSHEET_URL.search(value)
+    if match:
+        return match.group(1)
+    if _SPREADSHEET_ID.fullmatch(value):
+        return value
+    raise ValueError(
+        "must be the spreadsheet's ID or its address, like "
+        "https://docs.google.com/spreadsheets/d/1AbC.../edit"
+    )
+
+
+def check_endpoint(value: str | None) -> str | None:
+    """An endpoint must be https://, or http:// on this machine only (an emulator or a test
+    server): patient data never travels unencrypted over a network."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError("must be an address like https://sheets.example.com or http://127.0.0.1:8080")
+    if parts.scheme == "http" and not (host in _LOOPBACK_HOSTS or host.startswith("127.")):
+        raise ValueError(
+            "http:// is accepted only on this machine (127.0.0.1, localhost): use https:// for "
+            "any other server"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("must be a plain address without ?query or #fragment")
+    return value
+
+
 class GoogleSheetConfig(SettingsModel):
+    """A Google Sheet, read and written through the Sheets API (gspread)."""
+
     kind: Literal["google"]
-    spreadsheet_id: str
+    spreadsheet: str = Field(validation_alias=AliasChoices("spreadsheet", "spreadsheet_id"))
+    """The spreadsheet's ID or its address; ``spreadsheet_id`` is accepted as the same key."""
     tab: str = REFERRALS_TAB
     credentials: Path | None = None
+    """A service-account key file, or an authorized-user token file (``sheets-bridge auth``);
+    None uses the machine's Application Default Credentials."""
     endpoint: str | None = None
+    """A Sheets-compatible server instead of Google (an emulator, the tests' fake)."""
+
+    @field_validator("spreadsheet")
+    @classmethod
+    def _spreadsheet(cls, value: str) -> str:
+        return spreadsheet_id_of(value)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return check_endpoint(value)
+
+    @property
+    def spreadsheet_id(self) -> str:
+        return self.spreadsheet
 
 
 SheetConfig = Annotated[LocalSheetConfig | GoogleSheetConfig, Field(discriminator="kind")]
@@ -124,9 +186,18 @@ class EmlMailConfig(SettingsModel):
 
 
 class GmailMailConfig(SettingsModel):
+    """Drafts in the practice's Gmail, through the Gmail API (an authorized-user token)."""
+
     kind: Literal["gmail"]
     credentials: Path | None = None
+    """The token file ``sheets-bridge auth`` writes (google-auth-oauthlib's authorized-user JSON)."""
     endpoint: str | None = None
+    """A Gmail-compatible server instead of Google (an emulator, the tests' fake)."""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return check_endpoint(value)
 
 
 MailConfig = Annotated[EmlMailConfig | GmailMailConfig, Field(discriminator="kind")]

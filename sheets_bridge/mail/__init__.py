@@ -106,5 +106,13 @@ def open_drafter(config: Any) -> Drafter:
 
         return MemoryDrafter()
     if kind == "gmail":
-        raise BackendError("the Gmail drafter is not built yet", backend="gmail")
+        if not hasattr(config, "practice"):
+            raise BackendError(
+                "the Gmail drafter needs the whole config (the owner's address names the "
+                "Message-ID domain)",
+                backend="gmail",
+            )
+        from sheets_bridge.mail.gmail import open_gmail
+
+        return open_gmail(config)
     raise BackendError(f"mail.kind {kind!r} is not a drafter the bridge knows", backend="mail")

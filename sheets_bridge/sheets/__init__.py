@@ -109,9 +109,6 @@ def open_sheet(config: BridgeConfig, *, step: Callable[[str], None] | None = Non
             allow_lossy_save=config.sheet.allow_lossy_save,
             step=step,
         )
-    from sheets_bridge.errors import BackendError
+    from sheets_bridge.sheets.google import open_google_sheet
 
-    raise BackendError(
-        "sheet.kind: google is not available in this version yet: use sheet.kind: local",
-        backend="google",
-    )
+    return open_google_sheet(config)

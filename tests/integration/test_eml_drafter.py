@@ -221,7 +221,7 @@ def test_open_drafter(tmp_path: Path) -> None:
     assert isinstance(eml, EmlFolderDrafter) and eml.folder == tmp_path / "d"
     assert isinstance(open_drafter(EmlMailConfig(path=tmp_path / "d")), EmlFolderDrafter)
     assert isinstance(open_drafter(SimpleNamespace(kind="memory")), MemoryDrafter)
-    with pytest.raises(BackendError, match="Gmail drafter is not built yet") as caught:
+    with pytest.raises(BackendError, match="needs the whole config") as caught:
         open_drafter(SimpleNamespace(mail=GmailMailConfig(kind="gmail")))
     assert caught.value.backend == "gmail"
 
