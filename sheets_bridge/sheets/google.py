@@ -27,10 +27,12 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from sheets_bridge import model
 from sheets_bridge.columns import column_letter
+from sheets_bridge.dates import to_serial
 from sheets_bridge.errors import BackendError
 from sheets_bridge.google.credentials import SHEETS_SCOPE, LoadedCredentials, load_credentials
 from sheets_bridge.google.errors import GoogleError
@@ -95,11 +97,17 @@ def _cell(value: Any) -> CellValue:
 
 
 def _out(value: model.OutValue) -> str | int | float:
-    """A value to write RAW: text stays text (a leading ``=`` too), empty clears the cell."""
+    """A value to write RAW: text stays text (a leading ``=`` too), empty clears the cell.
+
+    A date or date-time goes as its serial day count (Google's epoch is the 1900 system's),
+    which is what an UNFORMATTED read gives back, so a quiet cycle compares equal.
+    """
     if value is None:
         return ""
     if isinstance(value, str):
         return value[:MAX_CELL_CHARS]
+    if isinstance(value, datetime | date):
+        return to_serial(value)
     return value
 
 
