@@ -21,6 +21,7 @@ from openpyxl import Workbook, load_workbook
 
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.cycle import CycleReport, run_cycle
+from sheets_bridge.dates import format_moment
 from sheets_bridge.model import BRIDGE_COLUMNS, BRIDGE_LOG_TAB, Plan, Snapshot
 from sheets_bridge.sheets import ApplyReport, SheetBackend
 from sheets_bridge.sheets.memory import MemorySheet
@@ -43,8 +44,16 @@ class Handle(Protocol):
     def writes(self) -> int | None: ...
 
 
+def _shown(value: Any) -> str:
+    """A cell as the bridge's own text: a real date-time cell (the workbook writes Follow-up
+    Due and Bridge Updated as dates) reads as the planner's moment text."""
+    if isinstance(value, datetime):
+        return format_moment(value)
+    return cell_text(value)
+
+
 def _text(rows: list[list[Any]]) -> list[list[str]]:
-    out = [[cell_text(v) for v in row] for row in rows]
+    out = [[_shown(v) for v in row] for row in rows]
     for row in out:
         while row and row[-1] == "":
             row.pop()
