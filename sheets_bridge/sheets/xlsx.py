@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 StepHook = Callable[[str], None]
 
 
+#: The last snapshot read, by (file, tab, version token): see :meth:`LocalWorkbook.read`.
+_last_read: tuple[tuple[str, str, str], Snapshot] | None = None
+
+
 class LocalWorkbook:
     """The Referrals workbook as a local ``.xlsx`` file (the default, account-free backend)."""
 
@@ -136,11 +140,25 @@ class LocalWorkbook:
             ) from exc
 
     def read(self) -> Snapshot:
-        """Read the Referrals tab and the bridge and Gifts tabs, all from one read of the file."""
+        """Read the Referrals tab and the bridge and Gifts tabs, all from one read of the file.
+
+        A file holding exactly the bytes of the last read (same size, mtime and SHA-256: the
+        version token) gives back that read's snapshot without parsing it again: a daemon's
+        quiet cycles then cost a read and a hash. The snapshot is immutable plain data.
+        """
+        global _last_read
         data, version = self._load()
+        key = (str(self.path.resolve()), self.referrals_tab, version)
+        last = _last_read
+        if last is not None and last[0] == key:
+            return last[1]
+        _last_read = None  # the old snapshot can go before the new one is built
+        del last
         pkg = self._open(data)
         try:
-            return self._snapshot(pkg, version)
+            snapshot = self._snapshot(pkg, version)
+            _last_read = (key, snapshot)
+            return snapshot
         except WorkbookUnreadableError:
             raise
         except (
