@@ -5,7 +5,9 @@ own (the first sync and the staff edits that prepare it run before the clock and
 peak are reset):
   first    the first sync of a sheet with no bridge columns: every row gets an ID and 7 cells,
            and the drafts are made (.eml)
-  quiet    the next sync with nothing changed: must not save (file bytes unchanged)
+  quiet    the next sync with nothing changed, in the same process (the daemon): must not
+           save (file bytes unchanged)
+  cold     the same quiet sync in a process that kept nothing from the last (a CLI ``sync``)
   edit     a sync after staff edited 10 rows (Visit, First Contact): a few cells change
   editN    the same after N edited rows (``edit100``, ``edit1000``: the per-changed-row fit)
   memory   a quiet cycle on the in-memory sheet built from the same rows: the CPU part of a
@@ -42,7 +44,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=ZoneInfo("America/New_York"))
-CYCLES = ("first", "quiet", "edit", "memory")
+CYCLES = ("first", "quiet", "cold", "edit", "memory")
 FLOORS = ("calamine", "openpyxl")
 
 
@@ -149,7 +151,23 @@ def prepare(folder: Path, source: Path, scenario: str) -> tuple[Callable[[], obj
         edit_rows(path, int(scenario[4:] or 10))
     if scenario == "memory":
         return _memory_cycle(config, sheet, path), path
+    if scenario == "cold":
+        _forget()
     return cycle, path
+
+
+def _forget() -> None:
+    """Drop what a long-running process keeps between cycles: a CLI ``sync`` starts without it."""
+    import importlib
+
+    for module, name in (("sheets_bridge.derive", "_INCREMENTAL"),
+                         ("sheets_bridge.referral_ids", "_ROW_DIGESTS")):
+        held = getattr(importlib.import_module(module), name, None)
+        if held is not None:
+            setattr(importlib.import_module(module), name, type(held)())
+    xlsx = importlib.import_module("sheets_bridge.sheets.xlsx")
+    if hasattr(xlsx, "_last_read"):
+        xlsx._last_read = None
 
 
 def _memory_cycle(config: object, sheet: object, path: Path) -> Callable[[], object]:

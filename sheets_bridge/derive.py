@@ -157,8 +157,9 @@ def derive_rows(
             if tab.formula_cells
             else frozenset()
         )
+        # The staff cells, not the whole row: the bridge's own cells (but Emails) are no input.
         memo_key = (
-            context_key, r.sheet.number, r.sheet.values, r.final_id, tuple(extra), emails,
+            context_key, r.sheet.number, r.inputs, r.final_id, tuple(extra), emails,
             r.facets, uncalculated,
         )
         referral = memo.get(memo_key) if memo is not None else None
@@ -205,7 +206,7 @@ def read_referrals(
     layout = read_layout(tab, config.columns.aliases)
     if isinstance(layout, str):
         return layout
-    rows = collect_rows(tab, layout)
+    rows = collect_rows(tab, layout, incremental=False)
     for r in rows:
         r.final_id = r.current_id
     referrals, overrides = derive_rows(

@@ -111,6 +111,7 @@ def plan_cycle(
     draft_planner: DraftPlanner | None = None,
     carried_ids: CarriedIds | None = None,
     memo: PlanMemo | None = None,
+    incremental: bool = True,
 ) -> PlanResult:
     """Decide everything one cycle should change. Deterministic for the same inputs.
 
@@ -120,6 +121,11 @@ def plan_cycle(
 
     ``memo`` carries parsed rows between the plans of one cycle (same ``now`` and config): a
     row whose cells did not change is not parsed twice.
+
+    ``incremental`` (the default) reuses what earlier cycles of this process derived for rows
+    whose staff cells are unchanged and whose clock horizon has not passed (ARCHITECTURE.md,
+    "Incremental planning"); ``False`` derives and digests every row afresh. Both give the same
+    plan: the property tests hold them to it.
     """
     now = now.astimezone(config.tz)
     tab = snapshot.referrals
@@ -136,9 +142,7 @@ def plan_cycle(
     problems = list(layout.problems)
 
     # -- identity --------------------------------------------------------------------------
-    rows = collect_rows(
-        tab, layout, memo.fingerprints if memo is not None else None, secret=state.secret
-    )
+    rows = collect_rows(tab, layout, secret=state.secret, incremental=incremental)
     if not force:
         stopped = breaker(rows, tab.title, state, config.sync)
         if stopped is not None:
@@ -149,7 +153,8 @@ def plan_cycle(
 
     # -- derive ----------------------------------------------------------------------------
     referrals, source_overrides = derive_rows(
-        rows, tab, layout, snapshot, config, now, memo.referrals if memo is not None else None
+        rows, tab, layout, snapshot, config, now, memo.referrals if memo is not None else None,
+        incremental=incremental,
     )
     problems.extend(Problem(message) for message in source_overrides.problems)
     duplicate_lines, duplicate_later = flag_duplicates(

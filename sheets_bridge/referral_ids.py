@@ -48,6 +48,8 @@ class RowWork:
     fingerprint: str
     current_id: str
     facets: tuple[str, ...] = ()
+    inputs: tuple[object, ...] = ()
+    """The row's staff cells in column order: all its identity, digests and parse read."""
     final_id: str = ""
     notices: list[str] = field(default_factory=list)
     blocked: bool = False
@@ -98,23 +100,27 @@ def collect_rows(
     layout: Layout,
     fingerprints: dict[tuple[object, ...], str] | None = None,
     secret: bytes = b"",
+    *,
+    incremental: bool = True,
 ) -> list[RowWork]:
     """The tab's non-empty rows, merged values filled in (B1, B3).
 
     ``secret`` keys the rows' facets (:func:`sheets_bridge.identity.row_facets`). Digests are
     memoised between cycles by the row's cells (see :class:`_RowDigests`); ``fingerprints`` is
-    kept for callers that pass one and is no longer needed.
+    kept for callers that pass one and is no longer needed. ``incremental=False`` digests every
+    row afresh and leaves the memo as it was.
     """
     cols = layout.cols
     staff = cols.staff
     staff_key = tuple(sorted(staff.items()))
     id_col = cols.bridge.get("Referral ID")
     basis = (staff_key, secret)
-    old = _ROW_DIGESTS.table(basis)
+    old = _ROW_DIGESTS.table(basis) if incremental else {}
     new: dict[tuple[object, ...], _Digests] = {}
 
-    def digests(sheet_row: SheetRow) -> _Digests:
-        key = sheet_row.values
+    staff_cols = sorted(staff.values())
+
+    def digests(sheet_row: SheetRow, key: tuple[object, ...]) -> _Digests:
         found = new.get(key) or old.get(key)
         if found is None:
             found = _Digests(
@@ -137,7 +143,10 @@ def collect_rows(
         if is_empty_row(sheet_row, cols):
             continue
         current = cell_text(sheet_row.get(id_col)).strip()
-        found = digests(sheet_row)
+        values = sheet_row.values
+        width = len(values)
+        inputs = tuple(values[c] if c < width else None for c in staff_cols)
+        found = digests(sheet_row, inputs)
         rows.append(
             RowWork(
                 sheet=sheet_row,
@@ -146,9 +155,11 @@ def collect_rows(
                 fingerprint="" if current else found.fingerprint,
                 current_id=current,
                 facets=found.facets,
+                inputs=inputs,
             )
         )
-    _ROW_DIGESTS.keep(basis, new)
+    if incremental:
+        _ROW_DIGESTS.keep(basis, new)
     return rows
 
 
