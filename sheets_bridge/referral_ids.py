@@ -143,9 +143,9 @@ def collect_rows(
         if is_empty_row(sheet_row, cols):
             continue
         current = cell_text(sheet_row.get(id_col)).strip()
-        values = sheet_row.values
-        width = len(values)
-        inputs = tuple(values[c] if c < width else None for c in staff_cols)
+        cells = sheet_row.values
+        width = len(cells)
+        inputs = tuple(cells[c] if c < width else None for c in staff_cols)
         found = digests(sheet_row, inputs)
         rows.append(
             RowWork(
