@@ -83,12 +83,16 @@ def clock_horizon(referral: Referral, ctx: RuleContext) -> datetime:
     still waiting for contact (Contact due at a quarter of the window before Follow-up Due,
     OVERDUE at it), "Appointment has passed" at the appointment, and the reading of dates, which
     depends on the local day (a year inferred, 25 years back) and on whether a date is in the
-    future. So: the next local midnight, or the next of those instants before it. A row with any
-    line about a date column (a date in the future, unreadable, empty) is re-derived every cycle
-    (horizon ``now``): rare rows, and no rule about which of those lines expire is needed.
+    future. So: the next local midnight, or the next of those instants before it.
+
+    Within a local day the one reading that can change is "<date column> is in the future" (a
+    date more than a day ahead, two years for an appointment, is refused until it is not): a
+    row with that line is re-derived every cycle (horizon ``now``). They are rare, and the
+    instant each would be accepted need not be worked out again here.
     """
     now = ctx.now.astimezone(_UTC)
-    if any(column in line for line in referral.attention for column in _DATE_COLUMNS):
+    if any(f"{column} is in the future" in line
+           for line in referral.attention for column in _DATE_COLUMNS):
         return now
     local = ctx.now.astimezone(ctx.tz)
     until = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=ctx.tz)

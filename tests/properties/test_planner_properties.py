@@ -462,3 +462,23 @@ def test_a_clock_set_back_derives_again() -> None:
         assert [w.new for w in incremental.plan.cell_writes if w.column == "Stage"] == ["New"]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_date_refused_as_in_the_future_is_read_once_it_is_not() -> None:
+    """Within one day: a Received more than a day ahead is refused, then read at its threshold."""
+    folder = Path(tempfile.mkdtemp(prefix="sb-future-", dir=SCRATCH))
+    try:
+        config = make_config(folder)
+        sheet = MemorySheet([list(HEADERS), _row("Ann", "2025-03-06 09:00")])
+        morning = datetime(2025, 3, 5, 7, 0, tzinfo=FIXED_NOW.tzinfo)
+        _sync(config, sheet, morning)
+        _sync(config, sheet, morning + timedelta(minutes=5))
+        assert "Received is in the future" in _cell(sheet, "Ann", "Attention")
+        later = morning + timedelta(hours=2, minutes=30)  # 09:30: less than a day ahead now
+        incremental, full = _plans(config, sheet, later)
+        assert_incremental_equals_full(incremental, full)
+        _sync(config, sheet, later)
+        assert "Received is in the future" not in _cell(sheet, "Ann", "Attention")
+        assert _cell(sheet, "Ann", "Stage") == "New"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
