@@ -5,9 +5,11 @@ own (the first sync and the staff edits that prepare it run before the clock and
 peak are reset):
   first    the first sync of a sheet with no bridge columns: every row gets an ID and 7 cells,
            and the drafts are made (.eml)
-  quiet    the next sync with nothing changed, in the same process (the daemon): must not
-           save (file bytes unchanged)
-  cold     the same quiet sync in a process that kept nothing from the last (a CLI ``sync``)
+  quiet    a sync with nothing changed, in the process that ran the last ones (a daemon's
+           steady state: the third cycle after the first sync): must not save
+           (file bytes unchanged)
+  cold     a quiet sync in a fresh process, the first sync having run in another (a CLI
+           ``sync`` from cron: nothing kept in memory from the last cycle)
   edit     a sync after staff edited 10 rows (Visit, First Contact): a few cells change
   editN    the same after N edited rows (``edit100``, ``edit1000``: the per-changed-row fit)
   memory   a quiet cycle on the in-memory sheet built from the same rows: the CPU part of a
@@ -132,9 +134,11 @@ def prepare(folder: Path, source: Path, scenario: str) -> tuple[Callable[[], obj
     from sheets_bridge.state import StateStore
     from sheets_bridge.summaries import summary_tabs
 
-    config = load_config(_config(folder))
+    fresh = not (folder / "config.yaml").exists()
+    config = load_config(_config(folder) if fresh else folder / "config.yaml")
     path = Path(config.sheet.path)  # type: ignore[union-attr]
-    shutil.copyfile(source, path)
+    if fresh:
+        shutil.copyfile(source, path)
     sheet = LocalWorkbook(path)
 
     def cycle() -> object:
@@ -145,29 +149,21 @@ def prepare(folder: Path, source: Path, scenario: str) -> tuple[Callable[[], obj
                 outbox=Outbox(state, open_drafter(config)),
             )
 
+    if scenario == "cold":
+        # The first sync in another process: this one starts as a CLI `sync` does, holding
+        # nothing, and its peak is the cycle's own.
+        subprocess.run([sys.executable, __file__, "--prepare", str(folder), str(source)],
+                       check=True, capture_output=True)
+        return cycle, path
     if scenario != "first":
         cycle()
+    if scenario == "quiet":
+        cycle()  # the cycle after the first sync reads what it wrote; a daemon's life is after
     if scenario.startswith("edit"):
         edit_rows(path, int(scenario[4:] or 10))
     if scenario == "memory":
         return _memory_cycle(config, sheet, path), path
-    if scenario == "cold":
-        _forget()
     return cycle, path
-
-
-def _forget() -> None:
-    """Drop what a long-running process keeps between cycles: a CLI ``sync`` starts without it."""
-    import importlib
-
-    for module, name in (("sheets_bridge.derive", "_INCREMENTAL"),
-                         ("sheets_bridge.referral_ids", "_ROW_DIGESTS")):
-        held = getattr(importlib.import_module(module), name, None)
-        if held is not None:
-            setattr(importlib.import_module(module), name, type(held)())
-    xlsx = importlib.import_module("sheets_bridge.sheets.xlsx")
-    if hasattr(xlsx, "_last_read"):
-        xlsx._last_read = None
 
 
 def _memory_cycle(config: object, sheet: object, path: Path) -> Callable[[], object]:
@@ -226,13 +222,13 @@ def measure(size: int, scenario: str) -> dict[str, object]:
         cycle, path = prepare(folder, source, scenario)
         before = path.read_bytes()
         _reset_peak()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = cycle()
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         peak = _peak_mb()
         after = path.read_bytes()
         return {
-            "size": size, "scenario": scenario, "wall": wall, "peak_mb": peak,
+            "size": size, "scenario": scenario, "wall": wall, "cpu": cpu, "peak_mb": peak,
             "cells": getattr(report, "cells_written", 0),
             "drafts": len(getattr(report, "drafts_made", ()) or ()),
             "unchanged": before == after,
@@ -245,7 +241,7 @@ def _floor(size: int, scenario: str, source: Path, folder: Path) -> dict[str, ob
     path = folder / "referrals.xlsx"
     shutil.copyfile(source, path)
     _reset_peak()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if scenario == "calamine":
         from python_calamine import CalamineWorkbook
 
@@ -256,8 +252,8 @@ def _floor(size: int, scenario: str, source: Path, folder: Path) -> dict[str, ob
 
         wb = openpyxl.load_workbook(path)
         wb.save(path)
-    wall = time.perf_counter() - start
-    return {"size": size, "scenario": scenario, "wall": wall, "peak_mb": _peak_mb()}
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"size": size, "scenario": scenario, "wall": wall, "cpu": cpu, "peak_mb": _peak_mb()}
 
 
 def _run_child(tree: Path, size: int, scenario: str) -> dict[str, object]:
@@ -285,10 +281,19 @@ def main() -> int:
     parser.add_argument("--fit-edits", default="10,100,1000",
                         help="edit counts at 10,000 rows for the per-changed-row fit ('' = none)")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--metric", choices=("cpu", "wall"), default="cpu",
+                        help="what the ratios and fits use (cpu: robust on a shared machine)")
     parser.add_argument("--before", help="a checkout of the code to compare against")
     parser.add_argument("--json", help="also write the results as JSON to this file")
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "SCENARIO"), help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", nargs=2, metavar=("FOLDER", "SOURCE"), help=argparse.SUPPRESS)
+    parser.add_argument("--before-sizes", default="1000,10000,50000",
+                        help="the sizes --before runs at (its 100,000-row runs take long)")
     args = parser.parse_args()
+    if args.prepare:
+        cycle, _ = prepare(Path(args.prepare[0]), Path(args.prepare[1]), "first")
+        cycle()
+        return 0
     if args.child:
         print(json.dumps(measure(int(args.child[0]), args.child[1])))
         return 0
@@ -296,6 +301,7 @@ def main() -> int:
     if args.before:
         trees = {"before": Path(args.before).resolve(), "after": ROOT}
     sizes = [int(s) for s in args.sizes.split(",")]
+    before_sizes = {int(s) for s in args.before_sizes.split(",") if s}
     jobs = [(size, s) for size in sizes for s in args.scenarios.split(",")]
     fit_edits = [int(n) for n in args.fit_edits.split(",") if n]
     if fit_edits and 10000 in sizes:
@@ -306,31 +312,38 @@ def main() -> int:
     for _ in range(args.repeat):
         for size, scenario in jobs:
             for name, tree in trees.items():  # interleaved: before, after, before, after...
-                if scenario in FLOORS and name != "after":
+                if name != "after" and (scenario in FLOORS or size not in before_sizes):
                     continue
                 r = _run_child(tree, size, scenario)
                 runs.setdefault((name, size, scenario), []).append(r)
-                print(f"  {name:<6} {size:>7} {scenario:<9} {r['wall']:7.2f} s "
-                      f"{r['peak_mb']:6.0f} MB", file=sys.stderr, flush=True)
+                print(f"  {name:<6} {size:>7} {scenario:<9} {r['wall']:7.2f} s wall "
+                      f"{r['cpu']:7.2f} s cpu {r['peak_mb']:6.0f} MB", file=sys.stderr, flush=True)
     results = []
     for (name, _size, _scenario), rs in runs.items():
         med = dict(rs[0])
         med["wall"] = statistics.median(float(r["wall"]) for r in rs)  # type: ignore[arg-type]
+        med["cpu"] = statistics.median(float(r["cpu"]) for r in rs)  # type: ignore[arg-type]
         med["peak_mb"] = statistics.median(float(r["peak_mb"]) for r in rs)  # type: ignore[arg-type]
         med["tree"] = name
         med["runs"] = len(rs)
         results.append(med)
-    _print(results, trees, sizes, fit_edits)
+    _print(results, trees, sizes, fit_edits, args.metric)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0
 
 
 def _print(results: list[dict[str, object]], trees: dict[str, Path], sizes: list[int],
-           fit_edits: list[int]) -> None:
+           fit_edits: list[int], metric: str) -> None:
+    """The table (ratios and fits on ``metric``: "cpu" seconds, robust on a shared machine, or
+    "wall")."""
     by = {(r["tree"], r["size"], r["scenario"]): r for r in results}
-    header = (f"{'tree':<6} {'rows':>7} {'cycle':<9} {'wall s':>7} {'peak MB':>8} {'cells':>7} "
-              f"{'drafts':>6} {'unchanged':>9} {'÷calamine':>9} {'÷openpyxl':>9}")
+
+    def of(r: dict[str, object]) -> float:
+        return float(r[metric])  # type: ignore[arg-type]
+
+    header = (f"{'tree':<6} {'rows':>7} {'cycle':<9} {'cpu s':>7} {'wall s':>7} {'peak MB':>8} "
+              f"{'cells':>6} {'drafts':>6} {'same':>4} {'÷calamine':>9} {'÷openpyxl':>9}")
     print(header)
     print("-" * len(header))
     for size in sizes:
@@ -339,29 +352,34 @@ def _print(results: list[dict[str, object]], trees: dict[str, Path], sizes: list
         for r in sorted((r for r in results if r["size"] == size),
                         key=lambda r: (r["scenario"] in FLOORS, str(r["scenario"]),
                                        r["tree"] != "before")):
-            wall = float(r["wall"])  # type: ignore[arg-type]
             floor = r["scenario"] in FLOORS
-            ratio_c = "" if floor or cal is None else f"{wall / float(cal['wall']):.2f}×"  # type: ignore[arg-type]
-            ratio_o = "" if floor or opx is None else f"{wall / float(opx['wall']):.2f}×"  # type: ignore[arg-type]
-            print(f"{r['tree']:<6} {size:>7} {r['scenario']:<9} {wall:>7.2f} "
-                  f"{float(r['peak_mb']):>8.0f} "  # type: ignore[arg-type]
-                  f"{'' if floor else int(r.get('cells', 0)):>7} "  # type: ignore[call-overload]
-                  f"{'' if floor else int(r.get('drafts', 0)):>6} "  # type: ignore[call-overload]
-                  f"{'' if floor else ('yes' if r.get('unchanged') else 'no'):>9} "
-                  f"{ratio_c:>9} {ratio_o:>9}")
+            ratio_c = "" if floor or cal is None else f"{of(r) / of(cal):.2f}×"
+            ratio_o = "" if floor or opx is None else f"{of(r) / of(opx):.2f}×"
+            cells = "" if floor else str(r.get("cells", 0))
+            drafts = "" if floor else str(r.get("drafts", 0))
+            same = "" if floor else ("yes" if r.get("unchanged") else "no")
+            print(f"{r['tree']:<6} {size:>7} {r['scenario']:<9} {of_key(r, 'cpu'):>7.2f} "
+                  f"{of_key(r, 'wall'):>7.2f} {of_key(r, 'peak_mb'):>8.0f} {cells:>6} "
+                  f"{drafts:>6} {same:>4} {ratio_c:>9} {ratio_o:>9}")
     for name in trees:
-        first = [(float(s), float(by[(name, s, "first")]["wall"]))  # type: ignore[arg-type]
-                 for s in sizes if (name, s, "first") in by]
+        first = [(float(s), of(by[(name, s, "first")])) for s in sizes if (name, s, "first") in by]
         if len(first) >= 2:
             slope, icpt = _fit(first)
-            print(f"{name}: first sync ≈ {icpt:.2f} s + {slope * 1000:.3f} s per 1,000 rows")
-        edits = [(float(n), float(by[(name, 10000, f'edit{n}' if n != 10 else 'edit')]["wall"]))  # type: ignore[arg-type]
-                 for n in fit_edits
-                 if (name, 10000, f"edit{n}" if n != 10 else "edit") in by]
+            print(f"{name}: first sync ≈ {icpt:.2f} s + {slope * 1000:.3f} s per 1,000 rows "
+                  f"({metric})")
+        edits = []
+        for n in fit_edits:
+            key = (name, 10000, f"edit{n}" if n != 10 else "edit")
+            if key in by:
+                edits.append((float(n), of(by[key])))
         if len(edits) >= 2:
             slope, icpt = _fit(edits)
             print(f"{name}: edit cycle at 10,000 rows ≈ {icpt:.2f} s + {slope * 1000:.2f} ms "
-                  "per changed row")
+                  f"per changed row ({metric})")
+
+
+def of_key(r: dict[str, object], key: str) -> float:
+    return float(r.get(key, 0.0))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

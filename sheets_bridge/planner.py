@@ -17,7 +17,9 @@ A plan is made in named phases, each in its own module, so every rule has one ho
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -100,7 +102,46 @@ def _stop(reason: str, now: datetime, config: BridgeConfig, state: StateView,
     return PlanResult(plan, summary="Stopped: nothing was written", logged=logged)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a plan is made (or a sheet read).
+
+    Planning allocates hundreds of thousands of small objects, nearly none in reference
+    cycles; the collector's passes over them cost 12-17% of a cycle (issue 13's profile).
+    Reference counting still frees everything as usual; the collector runs again after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def plan_cycle(
+    snapshot: Snapshot,
+    now: datetime,
+    config: BridgeConfig,
+    state: StateView,
+    *,
+    force: bool = False,
+    tab_builders: Sequence[TabBuilder] = (),
+    draft_planner: DraftPlanner | None = None,
+    carried_ids: CarriedIds | None = None,
+    memo: PlanMemo | None = None,
+    incremental: bool = True,
+) -> PlanResult:
+    """Decide everything one cycle should change: :func:`_plan_cycle`, with the collector paused."""
+    with gc_paused():
+        return _plan_cycle(
+            snapshot, now, config, state, force=force, tab_builders=tab_builders,
+            draft_planner=draft_planner, carried_ids=carried_ids, memo=memo,
+            incremental=incremental,
+        )
+
+
+def _plan_cycle(
     snapshot: Snapshot,
     now: datetime,
     config: BridgeConfig,
@@ -228,4 +269,4 @@ def plan_cycle(
     )
 
 
-__all__ = ["DraftPlanner", "PlanMemo", "PlanResult", "TabBuilder", "plan_cycle"]
+__all__ = ["DraftPlanner", "PlanMemo", "PlanResult", "TabBuilder", "gc_paused", "plan_cycle"]

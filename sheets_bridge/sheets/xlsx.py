@@ -18,6 +18,7 @@ The file is the system of record and staff may have it open, so the bridge:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -25,7 +26,8 @@ import re
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -52,6 +54,19 @@ from sheets_bridge.values import cell_text
 log = logging.getLogger(__name__)
 
 StepHook = Callable[[str], None]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic collection while a sheet is parsed: hundreds of thousands of tuples, no cycles
+    (the planner's :func:`~sheets_bridge.planner.gc_paused`; a backend does not import it)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 #: The last snapshot read, by (file, tab, version token): see :meth:`LocalWorkbook.read`.
@@ -156,7 +171,8 @@ class LocalWorkbook:
         del last
         pkg = self._open(data)
         try:
-            snapshot = self._snapshot(pkg, version)
+            with _gc_paused():
+                snapshot = self._snapshot(pkg, version)
             _last_read = (key, snapshot)
             return snapshot
         except WorkbookUnreadableError:
