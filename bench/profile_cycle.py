@@ -4,8 +4,8 @@
     python bench/profile_cycle.py --rows 50000 --scenario quiet --memory
 
 The first sync (and, for ``edit``, the staff edits) run before profiling starts, so the figures
-are the measured cycle's own. Run it from the tree whose code you want to profile (it imports
-``sheets_bridge`` from the directory above this file).
+are the measured cycle's own. ``--tree`` names the checkout whose code is profiled
+(default: the one this file is in).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import shutil
 import sys
@@ -22,7 +23,6 @@ import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_sync
@@ -35,7 +35,11 @@ def main() -> int:
     parser.add_argument("--memory", action="store_true", help="tracemalloc instead of cProfile")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--workbook", help="use this workbook instead of the bench's own")
+    parser.add_argument("--tree", default=str(ROOT),
+                        help="the checkout whose code is profiled (default: this one)")
     args = parser.parse_args()
+    sys.path.insert(0, args.tree)
+    os.chdir(args.tree)  # its config.example.yaml
     source = Path(args.workbook) if args.workbook else bench_sync.workbook_for(args.rows)
     folder = Path(tempfile.mkdtemp(prefix="profile-"))
     try:
