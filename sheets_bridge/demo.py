@@ -301,24 +301,36 @@ class _Generator:
         if not self.names:
             # More rows than names (a benchmark's tens of thousands): double-barrelled surnames,
             # so patients stay distinct and "possible duplicate" stays the rare line it is.
+            # Each round pairs every surname with a new second one; once those run out, a middle
+            # initial starts another series, so no two rounds ever repeat a name.
             self.rounds += 1
-            second = LAST_NAMES[self.rounds % len(LAST_NAMES)]
+            second = LAST_NAMES[(self.rounds - 1) % len(LAST_NAMES)]
+            series = (self.rounds - 1) // len(LAST_NAMES)
+            initial = f" {chr(ord('A') + (series - 1) % 26)}." if series else ""
             self.names = [
-                (f, f"{last}-{second}") for f in FIRST_NAMES for last in LAST_NAMES if last != second
+                (f + initial, f"{last}-{second}")
+                for f in FIRST_NAMES
+                for last in LAST_NAMES
+                if last != second
             ]
             rng.shuffle(self.names)
         first, last = self.names.pop()
         return first, last if rng.random() < 0.96 else ""
 
-    def _phone(self) -> str:
+    def _phone(self) -> str | None:
         rng = self.rng
         if not self.phones:
             # More rows than fictional numbers in the usual area codes: the same 555-01xx
-            # numbers in further valid area codes (never a real subscriber's line).
+            # numbers in further valid area codes (never a real subscriber's line), twelve
+            # codes at a time, each code used once.
             self.area_round += 1
-            extra = _more_area_codes()[self.area_round - 1 :: 8][:12] or AREA_CODES
+            extra = _more_area_codes()[(self.area_round - 1) * 12 : self.area_round * 12]
             self.phones = [(area, f"01{n:02d}") for area in extra for n in range(100)]
             rng.shuffle(self.phones)
+        if not self.phones:
+            # Every fictional number is taken (tens of thousands of rows): no phone, rather than
+            # one patient's number on another's row.
+            return None
         area, line = self.phones.pop()
         forms = (
             f"({area}) 555-{line}",

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from sheets_bridge.layout import Layout, read_layout
 from sheets_bridge.model import SOURCES_TAB, Problem, Referral, ReferralsTab, Snapshot
@@ -30,6 +32,83 @@ __all__ = ["derive_rows", "flag_duplicates", "read_referrals"]
 #: Parsed rows memoised for one cycle (same now and config), keyed by all a parse depends on.
 ReferralMemo = dict[tuple[object, ...], Referral]
 
+_UTC = ZoneInfo("UTC")
+#: Columns whose reading depends on the clock (a date "in the future" until it is not).
+_DATE_COLUMNS = ("Received", "First Contact", "Appointment")
+
+
+@dataclass(frozen=True, slots=True)
+class _Derived:
+    """One row's derivation and the span of ``now`` over which it holds unchanged."""
+
+    referral: Referral
+    since: datetime
+    """The ``now`` it was derived at (UTC): a clock set back re-derives."""
+    until: datetime
+    """The horizon (UTC): the first instant the clock alone could change it."""
+
+
+class _Incremental:
+    """Rows derived by earlier cycles, kept between cycles (incremental planning).
+
+    A row's derivation is a function of its cells, what else it depends on (the memo key) and
+    ``now``; :func:`clock_horizon` says until when ``now`` cannot change it. A row whose key is
+    unchanged and whose horizon has not passed is taken as it was, so a quiet cycle parses
+    nothing. Only the rows of the latest plan are kept; a change to the rules' settings (the
+    config's zone, hours, window, date order, keywords) starts afresh.
+    """
+
+    def __init__(self) -> None:
+        # (basis, entries) in one attribute, read and replaced whole (see _RowDigests).
+        self.current: tuple[tuple[object, ...], dict[tuple[object, ...], _Derived]] = ((), {})
+
+
+_INCREMENTAL = _Incremental()
+
+
+def _settings_key(ctx: RuleContext) -> tuple[object, ...]:
+    """Every setting a row's derivation reads besides ``now`` (RuleContext without the clock)."""
+    return (
+        str(ctx.tz), ctx.date_order, ctx.phone_region, ctx.window, tuple(sorted(ctx.open_days)),
+        ctx.opens, ctx.closes, tuple(sorted(ctx.holidays)),
+        tuple(sorted((k, tuple(v)) for k, v in ctx.keywords.items())),
+        tuple(sorted(ctx.tag_overrides.items())), ctx.date1904,
+    )
+
+
+def clock_horizon(referral: Referral, ctx: RuleContext) -> datetime:
+    """The first instant after ``ctx.now`` at which the clock alone could change ``referral``.
+
+    What the clock changes in :func:`sheets_bridge.rules.read_referral`: the Stage of a row
+    still waiting for contact (Contact due at a quarter of the window before Follow-up Due,
+    OVERDUE at it), "Appointment has passed" at the appointment, and the reading of dates, which
+    depends on the local day (a year inferred, 25 years back) and on whether a date is in the
+    future. So: the next local midnight, or the next of those instants before it.
+
+    Within a local day the one reading that can change is "<date column> is in the future" (a
+    date more than a day ahead, two years for an appointment, is refused until it is not): a
+    row with that line is re-derived every cycle (horizon ``now``). They are rare, and the
+    instant each would be accepted need not be worked out again here.
+    """
+    now = ctx.now.astimezone(_UTC)
+    if any(f"{column} is in the future" in line
+           for line in referral.attention for column in _DATE_COLUMNS):
+        return now
+    local = ctx.now.astimezone(ctx.tz)
+    until = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=ctx.tz)
+    until = until.astimezone(_UTC)
+    moments: list[datetime] = []
+    due = referral.follow_up_due
+    if due is not None and referral.stage in ("New", "Contact due"):
+        moments += [due - ctx.window / 4, due]
+    if referral.appointment is not None:
+        moments.append(referral.appointment)
+    for moment in moments:
+        at = moment.astimezone(_UTC)
+        if now < at < until:
+            until = at
+    return until
+
 
 def derive_rows(
     rows: Sequence[RowWork],
@@ -39,8 +118,15 @@ def derive_rows(
     config: BridgeConfig,
     now: datetime,
     memo: ReferralMemo | None = None,
+    *,
+    incremental: bool = True,
 ) -> tuple[list[Referral], SourceOverrides]:
-    """Every row as a Referral (under its final ID), and the Sources tab's overrides used."""
+    """Every row as a Referral (under its final ID), and the Sources tab's overrides used.
+
+    ``incremental`` takes rows unchanged since an earlier cycle, whose horizon has not passed,
+    as they were derived then (see :class:`_Incremental`); ``False`` derives every row afresh
+    (the law the property tests check: both give the same plan).
+    """
     cols, columns = layout.cols, layout.columns
     overrides = read_source_overrides(snapshot.tabs.get(SOURCES_TAB))
     ctx = RuleContext.from_config(
@@ -55,25 +141,38 @@ def derive_rows(
     )
     emails_col = columns.get("Emails") if "Emails" in cols.bridge else None
     referrals: list[Referral] = []
+    basis = (_settings_key(ctx), context_key)
+    held, earlier = _INCREMENTAL.current
+    if held != basis:
+        earlier = {}
+    kept: dict[tuple[object, ...], _Derived] = {}
+    now_utc = ctx.now.astimezone(_UTC)
     for r in rows:
         extra = list(layout.merged_notes.get(r.sheet.number, ()))
         if r.blocked:
             extra.insert(0, r.block_reason)
         emails = cell_text(r.sheet.get(emails_col)) if emails_col is not None else ""
+        uncalculated = (
+            frozenset(
+                name
+                for name, col in cols.staff.items()
+                if (r.sheet.number, col) in tab.formula_cells and r.sheet.get(col) is None
+            )
+            if tab.formula_cells
+            else frozenset()
+        )
+        # The staff cells, not the whole row: the bridge's own cells (but Emails) are no input.
         memo_key = (
-            context_key, r.sheet.number, r.sheet.values, r.final_id, tuple(extra), emails, r.facets
+            context_key, r.sheet.number, r.inputs, r.final_id, tuple(extra), emails,
+            r.facets, uncalculated,
         )
         referral = memo.get(memo_key) if memo is not None else None
+        if referral is None and incremental:
+            before = earlier.get(memo_key)
+            if before is not None and before.since <= now_utc < before.until:
+                referral = before.referral
+                kept[memo_key] = before
         if referral is None:
-            uncalculated = (
-                frozenset(
-                    name
-                    for name, col in cols.staff.items()
-                    if (r.sheet.number, col) in tab.formula_cells and r.sheet.get(col) is None
-                )
-                if tab.formula_cells
-                else frozenset()
-            )
             referral = read_referral(
                 r.sheet,
                 cols,
@@ -86,7 +185,11 @@ def derive_rows(
             )
             if memo is not None:
                 memo[memo_key] = referral
+        if incremental and memo_key not in kept:
+            kept[memo_key] = _Derived(referral, now_utc, clock_horizon(referral, ctx))
         referrals.append(referral)
+    if incremental:
+        _INCREMENTAL.current = (basis, kept)
     return referrals, overrides
 
 
@@ -107,10 +210,12 @@ def read_referrals(
     layout = read_layout(tab, config.columns.aliases)
     if isinstance(layout, str):
         return layout
-    rows = collect_rows(tab, layout)
+    rows = collect_rows(tab, layout, incremental=False)
     for r in rows:
         r.final_id = r.current_id
-    referrals, overrides = derive_rows(rows, tab, layout, snapshot, config, now.astimezone(config.tz))
+    referrals, overrides = derive_rows(
+        rows, tab, layout, snapshot, config, now.astimezone(config.tz), incremental=False
+    )
     problems = [*layout.problems, *(Problem(m) for m in overrides.problems)]
     return referrals, problems
 

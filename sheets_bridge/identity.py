@@ -84,8 +84,19 @@ def row_identity(row: SheetRow, staff_cols: Mapping[str, int]) -> str:
 _DIGITS = re.compile(r"\d")
 
 
+_keyed: tuple[bytes, hmac.HMAC] | None = None
+
+
 def _mac(secret: bytes, kind: str, text: str) -> str:
-    digest = hmac.new(secret, f"{kind}:{text}".encode("utf-8", "surrogatepass"), hashlib.blake2b)
+    # HMAC-BLAKE2b, as ``hmac.new(secret, msg, hashlib.blake2b)``; the keyed state (the padded
+    # key already hashed in) is made once per secret and copied per message, which is the same
+    # computation without redoing the key schedule for each of the ~6 facets of every row.
+    global _keyed
+    keyed = _keyed
+    if keyed is None or keyed[0] != secret:
+        keyed = _keyed = (secret, hmac.new(secret, digestmod=hashlib.blake2b))
+    digest = keyed[1].copy()
+    digest.update(f"{kind}:{text}".encode("utf-8", "surrogatepass"))
     return kind + digest.hexdigest()[:20]
 
 

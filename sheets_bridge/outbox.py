@@ -25,6 +25,7 @@ The clock is always passed in.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -152,28 +153,40 @@ class Outbox:
         made: list[tuple[str, str]] = []
         untried: list[str] = []
         failed = False
+        # A drafter that can make a batch durable at once (the .eml folder: one folder fsync)
+        # does so when the block ends; nothing is confirmed until it has, so a draft is never
+        # recorded as made before it is durable. If that last sync fails, the batch's keys stay
+        # pending and the next start looks each one up (exactly once either way).
+        batch = getattr(self.drafter, "batch", None)
+        durable = False
         try:
-            for item in items:
-                if failed:
-                    untried.append(item.key)
-                    continue
-                earlier = before[item.key]
-                if earlier is not None and earlier.status == "confirmed":
-                    continue
-                try:
-                    ref = self._create(item, retried=earlier is not None)
-                except BackendError as error:
-                    log.warning("draft %s not created (%s); it stays pending", item.key, error)
-                    failed = True
-                    continue
-                made.append((item.key, ref))
-                self._step("draft-created")
+            with batch() if batch is not None else contextlib.nullcontext():
+                for item in items:
+                    if failed:
+                        untried.append(item.key)
+                        continue
+                    earlier = before[item.key]
+                    if earlier is not None and earlier.status == "confirmed":
+                        continue
+                    try:
+                        ref = self._create(item, retried=earlier is not None)
+                    except BackendError as error:
+                        log.warning("draft %s not created (%s); it stays pending", item.key,
+                                    error)
+                        failed = True
+                        continue
+                    made.append((item.key, ref))
+                    self._step("draft-created")
+            durable = True
+        except BackendError as error:
+            log.warning("the drafts just made are not known to be saved (%s); they stay "
+                        "pending and are looked up at the next start", error)
         finally:
-            self.state.drafts_confirmed(made, now)
+            self.state.drafts_confirmed(made if durable else [], now)
             for key in untried:
                 self.state.draft_forget(key, now)
         self._step("draft-confirmed")
-        return [key for key, _ in made]
+        return [key for key, _ in made] if durable else []
 
     def _create(self, item: Outgoing, *, retried: bool) -> str:
         if retried:

@@ -48,6 +48,8 @@ class RowWork:
     fingerprint: str
     current_id: str
     facets: tuple[str, ...] = ()
+    inputs: tuple[object, ...] = ()
+    """The row's staff cells in column order: all its identity, digests and parse read."""
     final_id: str = ""
     notices: list[str] = field(default_factory=list)
     blocked: bool = False
@@ -59,29 +61,74 @@ class RowWork:
         return (self.sheet.number, self.current_id, self.fingerprint)
 
 
+@dataclass
+class _Digests:
+    """A row's identity, staff fingerprint and facets: pure functions of its cells."""
+
+    identity: str
+    fingerprint: str
+    facets: tuple[str, ...]
+
+
+class _RowDigests:
+    """The digests of the last cycle's rows, by the rows' cells, kept between cycles.
+
+    Each digest is a pure function of the row's cells, the staff columns and the state secret,
+    so a row whose cells are unchanged (most rows, most cycles) is not digested again; the
+    memo holds only the rows of the latest plan (an edited or deleted row's entry is dropped),
+    and is emptied when the staff columns or the secret change.
+    """
+
+    def __init__(self) -> None:
+        # (basis, entries) in one attribute, read and replaced whole: a digest job planning in
+        # another thread can never pair one secret's digests with another's basis.
+        self.current: tuple[tuple[object, ...], dict[tuple[object, ...], _Digests]] = ((), {})
+
+    def table(self, basis: tuple[object, ...]) -> dict[tuple[object, ...], _Digests]:
+        held, entries = self.current
+        return entries if held == basis else {}
+
+    def keep(self, basis: tuple[object, ...], entries: dict[tuple[object, ...], _Digests]) -> None:
+        self.current = (basis, entries)
+
+
+_ROW_DIGESTS = _RowDigests()
+
+
 def collect_rows(
     tab: ReferralsTab,
     layout: Layout,
     fingerprints: dict[tuple[object, ...], str] | None = None,
     secret: bytes = b"",
+    *,
+    incremental: bool = True,
 ) -> list[RowWork]:
     """The tab's non-empty rows, merged values filled in (B1, B3).
 
-    ``fingerprints`` memoises staff fingerprints across the plans of one cycle; ``secret`` keys
-    the rows' facets (:func:`sheets_bridge.identity.row_facets`).
+    ``secret`` keys the rows' facets (:func:`sheets_bridge.identity.row_facets`). Digests are
+    memoised between cycles by the row's cells (see :class:`_RowDigests`); ``fingerprints`` is
+    kept for callers that pass one and is no longer needed. ``incremental=False`` digests every
+    row afresh and leaves the memo as it was.
     """
     cols = layout.cols
     staff = cols.staff
     staff_key = tuple(sorted(staff.items()))
     id_col = cols.bridge.get("Referral ID")
+    basis = (staff_key, secret)
+    old = _ROW_DIGESTS.table(basis) if incremental else {}
+    new: dict[tuple[object, ...], _Digests] = {}
 
-    def fingerprint(sheet_row: SheetRow) -> str:
-        if fingerprints is None:
-            return row_fingerprint(sheet_row.values, staff)
-        key = (staff_key, sheet_row.values)
-        found = fingerprints.get(key)
+    staff_cols = sorted(staff.values())
+
+    def digests(sheet_row: SheetRow, key: tuple[object, ...]) -> _Digests:
+        found = new.get(key) or old.get(key)
         if found is None:
-            found = fingerprints[key] = row_fingerprint(sheet_row.values, staff)
+            found = _Digests(
+                row_identity(sheet_row, staff),
+                row_fingerprint(sheet_row.values, staff),
+                row_facets(sheet_row, staff, secret),
+            )
+        new[key] = found
         return found
 
     rows: list[RowWork] = []
@@ -96,16 +143,23 @@ def collect_rows(
         if is_empty_row(sheet_row, cols):
             continue
         current = cell_text(sheet_row.get(id_col)).strip()
+        cells = sheet_row.values
+        width = len(cells)
+        inputs = tuple(cells[c] if c < width else None for c in staff_cols)
+        found = digests(sheet_row, inputs)
         rows.append(
             RowWork(
                 sheet=sheet_row,
-                identity=row_identity(sheet_row, staff),
+                identity=found.identity,
                 # Only a row without an ID is found by its fingerprint at write time.
-                fingerprint="" if current else fingerprint(sheet_row),
+                fingerprint="" if current else found.fingerprint,
                 current_id=current,
-                facets=row_facets(sheet_row, staff, secret),
+                facets=found.facets,
+                inputs=inputs,
             )
         )
+    if incremental:
+        _ROW_DIGESTS.keep(basis, new)
     return rows
 
 

@@ -7,7 +7,8 @@ is impossible whatever crashes or retries happen (RELIABILITY.md R2; vdirsyncer'
 1. write the bytes to a temp file in the same folder (``O_CREAT|O_EXCL``, mode 0600), fsync;
 2. ``os.link`` it to ``<key>.eml``: this fails if that name exists, and then the existing draft
    wins (a previous run made it before crashing);
-3. unlink the temp name and fsync the folder.
+3. unlink the temp name and fsync the folder: once per draft, or once for a whole batch
+   (:meth:`EmlFolderDrafter.batch`, used by the outbox before it confirms any of them).
 
 A crash leaves at most a temp file (removed by :meth:`EmlFolderDrafter.clean_leftovers`) or a
 complete draft, never a half-written ``<key>.eml``. Drafts hold patient names, so files are 0600
@@ -21,6 +22,7 @@ import errno
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
@@ -50,6 +52,33 @@ class EmlFolderDrafter:
 
     def __init__(self, folder: Path | str) -> None:
         self.folder = Path(folder)
+        self._batching = False
+        self._unsynced = False
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Create several drafts with one folder fsync at the end instead of one per draft.
+
+        Each file's own bytes are still fsynced before its name is linked; only the folder
+        entry waits. The outbox confirms a batch's drafts only after this block has exited
+        without error, so no draft is recorded as made before its name is durable.
+        """
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
+            if self._unsynced:
+                self._unsynced = False
+                try:
+                    fsync_dir(self.folder)
+                except OSError as error:
+                    raise BackendError(
+                        f"could not save the drafts in {self.folder}: "
+                        f"{error.strerror or error}",
+                        backend=self.kind,
+                        retryable=True,
+                    ) from error
 
     def describe(self) -> str:
         return f"the drafts folder {self.folder}"
@@ -160,7 +189,10 @@ class EmlFolderDrafter:
                 self._link(temp, final)
             finally:
                 temp.unlink(missing_ok=True)
-            fsync_dir(self.folder)
+            if self._batching:
+                self._unsynced = True
+            else:
+                fsync_dir(self.folder)
         except OSError as error:
             raise BackendError(
                 f"could not save draft {key} in {self.folder}: {error.strerror or error}",

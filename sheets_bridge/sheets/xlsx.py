@@ -18,6 +18,7 @@ The file is the system of record and staff may have it open, so the bridge:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -25,7 +26,8 @@ import re
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -53,6 +55,23 @@ from sheets_bridge.values import cell_text
 log = logging.getLogger(__name__)
 
 StepHook = Callable[[str], None]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic collection while a sheet is parsed: hundreds of thousands of tuples, no cycles
+    (the planner's :func:`~sheets_bridge.planner.gc_paused`; a backend does not import it)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+#: The last snapshot read, by (file, tab, version token): see :meth:`LocalWorkbook.read`.
+_last_read: tuple[tuple[str, str, str], Snapshot] | None = None
 
 
 class LocalWorkbook:
@@ -141,11 +160,26 @@ class LocalWorkbook:
             ) from exc
 
     def read(self) -> Snapshot:
-        """Read the Referrals tab and the bridge and Gifts tabs, all from one read of the file."""
+        """Read the Referrals tab and the bridge and Gifts tabs, all from one read of the file.
+
+        A file holding exactly the bytes of the last read (same size, mtime and SHA-256: the
+        version token) gives back that read's snapshot without parsing it again: a daemon's
+        quiet cycles then cost a read and a hash. The snapshot is immutable plain data.
+        """
+        global _last_read
         data, version = self._load()
+        key = (str(self.path.resolve()), self.referrals_tab, version)
+        last = _last_read
+        if last is not None and last[0] == key:
+            return last[1]
+        _last_read = None  # the old snapshot can go before the new one is built
+        del last
         pkg = self._open(data)
         try:
-            return self._snapshot(pkg, version)
+            with _gc_paused():
+                snapshot = self._snapshot(pkg, version)
+            _last_read = (key, snapshot)
+            return snapshot
         except WorkbookUnreadableError:
             raise
         except (

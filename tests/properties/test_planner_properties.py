@@ -7,7 +7,10 @@ time pass. After every cycle:
 (a) planning is deterministic: the same snapshot, time and state give equal Plans;
 (b) apply, then plan again: nothing left to write (no cells, no headers, no tabs);
 (c) no write targets a staff column, and the staff cells of the grid are unchanged by apply;
-(d) Referral IDs are unique, and a row keeps its ID through sorts, inserts and deletes.
+(d) Referral IDs are unique, and a row keeps its ID through sorts, inserts and deletes;
+(f) incremental equals full: the plan made reusing what earlier cycles derived (rows whose staff
+    cells are unchanged and whose clock horizon has not passed) equals, byte for byte, the plan
+    made by deriving and digesting every row afresh, for any sequence of edits and clock steps.
 
 Rows are tracked by a unique token in Notes (never read by the bridge; a Notes-only row counts
 as empty, so every row also carries a first name). Profiles "dev" and a derandomized "ci" are
@@ -21,6 +24,7 @@ import shutil
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import BASE_CONFIG, FIXED_NOW, deep_merge
@@ -30,10 +34,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from sheets_bridge.config import BridgeConfig, parse_config
 from sheets_bridge.cycle import run_cycle
+from sheets_bridge.drafting import draft_planner
 from sheets_bridge.model import BRIDGE_COLUMNS, STAFF_COLUMNS, CellError, CellValue, DateSerial
-from sheets_bridge.planner import plan_cycle
+from sheets_bridge.planner import PlanResult, plan_cycle
 from sheets_bridge.sheets.memory import MemorySheet
 from sheets_bridge.state import StateStore
+from sheets_bridge.summaries import summary_tabs
 from sheets_bridge.values import cell_text
 
 #: Hypothesis stops shrinking a failure after 5 minutes and then prints a seed to reproduce it;
@@ -158,6 +164,14 @@ def ids_by_token(sheet: MemorySheet) -> dict[str, str]:
     }
 
 
+def assert_incremental_equals_full(incremental: PlanResult, full: PlanResult) -> None:
+    """(f): the same plan, byte for byte (as ``sync --dry-run`` prints it), and the same rows."""
+    assert incremental.plan == full.plan
+    assert repr(incremental.plan) == repr(full.plan)
+    assert incremental.referrals == full.referrals
+    assert (incremental.present, incremental.facets) == (full.present, full.facets)
+
+
 def cycle_and_check(
     config: BridgeConfig, sheet: MemorySheet, now: datetime, before_ids: dict[str, str]
 ) -> dict[str, str]:
@@ -170,6 +184,8 @@ def cycle_and_check(
         first = plan_cycle(snapshot, now, config, view)
         again = plan_cycle(snapshot, now, config, view)
         assert first.plan == again.plan  # (a)
+        assert_incremental_equals_full(first, plan_cycle(snapshot, now, config, view,
+                                                         incremental=False))  # (f)
         assert first.plan.stop is None
         report = run_cycle(config, sheet, state, now=now)
         assert report.outcome in ("ok", "quiet")
@@ -266,6 +282,11 @@ class CycleMachine(RuleBasedStateMachine):
     def time_passes(self, hours: int) -> None:
         self.now += timedelta(hours=hours)
 
+    @rule(minutes=st.sampled_from([10, 130, -20, -60 * 25]))
+    def clock_steps(self, minutes: int) -> None:
+        """A few minutes (no horizon passed, rows reused), or back (a clock corrected)."""
+        self.now += timedelta(minutes=minutes)
+
     @precondition(lambda self: len(self.grid) > 2)
     @rule(data=st.data())
     def sort_rows(self, data: st.DataObject) -> None:
@@ -319,3 +340,145 @@ class CycleMachine(RuleBasedStateMachine):
 
 CycleMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=12)
 TestCycleMachine = CycleMachine.TestCase
+
+
+# -- (f) with drafts and summary tabs, and the clock across a horizon ---------------------------
+def _plans(config: BridgeConfig, sheet: MemorySheet, now: datetime) -> tuple[PlanResult, PlanResult]:
+    """The plan made incrementally (as a daemon's next cycle would) and the one made afresh."""
+    snapshot = sheet.read()
+    with StateStore(config.state_dir) as state:
+        view = state.view(now, notice_hours=config.sync.notice_hours)
+        kwargs: dict[str, Any] = {
+            "tab_builders": summary_tabs(), "draft_planner": draft_planner(config)
+        }
+        incremental = plan_cycle(snapshot, now, config, view, **kwargs)
+        full = plan_cycle(snapshot, now, config, view, incremental=False, **kwargs)
+    return incremental, full
+
+
+def _sync(config: BridgeConfig, sheet: MemorySheet, now: datetime) -> None:
+    with StateStore(config.state_dir) as state:
+        run_cycle(config, sheet, state, now=now, tab_builders=summary_tabs(),
+                  draft_planner=draft_planner(config))
+
+
+def _cell(sheet: MemorySheet, first: str, column: str) -> str:
+    assert sheet.grid is not None
+    headers = [cell_text(h) for h in sheet.grid[0]]
+    row = next(r for r in sheet.grid[1:] if cell_text(r[FIRST]) == first)
+    col = headers.index(column)
+    return cell_text(row[col]) if col < len(row) else ""
+
+
+def _row(first: str, received: CellValue, **cells: CellValue) -> list[CellValue]:
+    values = {"Patient First Name": first, "Patient Last Name": "Lee", "Received": received,
+              "How Heard": "Provider", "Referred By": "Dr Rivera",
+              "Referrer Email": "dr@example.com", "Notes": f"tok-{first}",
+              **{k.replace("_", " "): v for k, v in cells.items()}}
+    return [values.get(h) for h in HEADERS]
+
+
+#: What staff type that moves Stage, Attention and Follow-up Due: dates near now (some in the
+#: future, some unreadable or without a year), visits, appointments, first contacts.
+NEAR: dict[str, list[CellValue]] = {
+    "Received": ["2025-03-03 09:00", "2025-03-04 08:00", "2025-03-02", "3/1", "2025-03-06 09:00",
+                 "2025-03-03 18:30", "soon", None],
+    "Visit": [None, "Scheduled", "Attended", "No-show", "Cancelled", "maybe"],
+    "Appointment": [None, "2025-03-04 11:00", "2025-03-05 14:00", "2025-03-01 10:00"],
+    "First Contact": [None, "2025-03-03 10:00", "2025-03-05 10:00"],
+}
+STEPS = st.one_of(
+    st.tuples(st.just("edit"), st.integers(0, 3), st.sampled_from(sorted(NEAR)), st.integers(0, 7)),
+    st.tuples(st.just("clock"), st.sampled_from([5, 45, 60 * 7, 60 * 14, 60 * 24, -30, -60 * 24]),
+              st.just(""), st.just(0)),
+    st.tuples(st.just("sync"), st.just(0), st.just(""), st.just(0)),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(STEPS, min_size=1, max_size=10))
+def test_incremental_equals_full_with_drafts_and_summaries(
+    steps: list[tuple[str, int, str, int]],
+) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="sb-inc-", dir=SCRATCH))
+    try:
+        config = make_config(folder)
+        names = ("Ann", "Bob", "Cy", "Dee")
+        sheet = MemorySheet([list(HEADERS), *(
+            _row(n, f"2025-03-0{3 + i % 2} 0{8 + i}:00", Patient_Email=f"p{i}@example.com")
+            for i, n in enumerate(names)
+        )])
+        now = FIXED_NOW
+        _sync(config, sheet, now)
+        for kind, who, column, pick in steps:
+            if kind == "edit":
+                assert sheet.grid is not None
+                row = sheet.grid[1 + who]
+                choices = NEAR[column]
+                row[HEADERS.index(column)] = choices[pick % len(choices)]
+            elif kind == "clock":
+                now += timedelta(minutes=who)
+            else:
+                _sync(config, sheet, now)
+            assert_incremental_equals_full(*_plans(config, sheet, now))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_row_past_its_horizon_is_derived_again_with_no_edit() -> None:
+    """The clock alone makes a row OVERDUE: the incremental cycle sees it, as a full one does."""
+    folder = Path(tempfile.mkdtemp(prefix="sb-horizon-", dir=SCRATCH))
+    try:
+        config = make_config(folder)
+        # Received 08:00 today with the 24 h window: Contact due from 02:00 tomorrow, OVERDUE
+        # from 08:00 tomorrow.
+        sheet = MemorySheet([list(HEADERS), _row("Ann", "2025-03-04 08:00")])
+        _sync(config, sheet, FIXED_NOW)
+        _sync(config, sheet, FIXED_NOW + timedelta(minutes=5))
+        assert _cell(sheet, "Ann", "Stage") == "New"
+        quiet, _ = _plans(config, sheet, FIXED_NOW + timedelta(minutes=10))
+        assert not quiet.plan.cell_writes  # no edit, no horizon passed: the row is reused
+
+        later = FIXED_NOW + timedelta(hours=22, minutes=5)  # 08:05 tomorrow: past Follow-up Due
+        incremental, full = _plans(config, sheet, later)
+        assert_incremental_equals_full(incremental, full)
+        assert [w.new for w in incremental.plan.cell_writes if w.column == "Stage"] == ["OVERDUE"]
+        _sync(config, sheet, later)
+        assert _cell(sheet, "Ann", "Stage") == "OVERDUE"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_clock_set_back_derives_again() -> None:
+    """A derivation holds from the instant it was made on: a clock set back does not reuse it."""
+    folder = Path(tempfile.mkdtemp(prefix="sb-back-", dir=SCRATCH))
+    try:
+        config = make_config(folder)
+        sheet = MemorySheet([list(HEADERS), _row("Ann", "2025-03-04 08:00")])
+        _sync(config, sheet, FIXED_NOW + timedelta(hours=23))
+        assert _cell(sheet, "Ann", "Stage") == "OVERDUE"
+        incremental, full = _plans(config, sheet, FIXED_NOW)
+        assert_incremental_equals_full(incremental, full)
+        assert [w.new for w in incremental.plan.cell_writes if w.column == "Stage"] == ["New"]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_date_refused_as_in_the_future_is_read_once_it_is_not() -> None:
+    """Within one day: a Received more than a day ahead is refused, then read at its threshold."""
+    folder = Path(tempfile.mkdtemp(prefix="sb-future-", dir=SCRATCH))
+    try:
+        config = make_config(folder)
+        sheet = MemorySheet([list(HEADERS), _row("Ann", "2025-03-06 09:00")])
+        morning = datetime(2025, 3, 5, 7, 0, tzinfo=FIXED_NOW.tzinfo)
+        _sync(config, sheet, morning)
+        _sync(config, sheet, morning + timedelta(minutes=5))
+        assert "Received is in the future" in _cell(sheet, "Ann", "Attention")
+        later = morning + timedelta(hours=2, minutes=30)  # 09:30: less than a day ahead now
+        incremental, full = _plans(config, sheet, later)
+        assert_incremental_equals_full(incremental, full)
+        _sync(config, sheet, later)
+        assert "Received is in the future" not in _cell(sheet, "Ann", "Attention")
+        assert _cell(sheet, "Ann", "Stage") == "New"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

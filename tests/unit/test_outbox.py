@@ -208,3 +208,45 @@ def test_a_send_whose_fate_is_unknown_is_never_repeated(state: StateStore) -> No
     outbox.settle(NOW)
     assert outbox.send(item, NOW).status == "exists"
     assert Sender.sent == 0
+
+
+class FolderSyncFails(EmlFolderDrafter):
+    """A drafts folder whose entries cannot be made durable at the end of a batch (a full or
+    failing disk when the folder is fsynced)."""
+
+    def batch(self):  # type: ignore[no-untyped-def,override]
+        inner = super().batch()
+
+        class Failing:
+            def __enter__(self) -> None:
+                inner.__enter__()
+
+            def __exit__(self, *exc: object) -> None:
+                inner.__exit__(None, None, None)
+                raise BackendError("fsync failed (test)", backend="eml", retryable=True)
+
+        return Failing()
+
+
+def test_a_batch_of_eml_drafts_is_confirmed_once_the_folder_is_durable(
+    state: StateStore, tmp_path: Path
+) -> None:
+    keys = [f"R-0000{n}.patient_outreach" for n in range(1, 4)]
+    drafter = EmlFolderDrafter(tmp_path / "drafts")
+    assert Outbox(state, drafter).make([out(k) for k in keys], NOW) == keys
+    assert all(status(state, k) == "confirmed" for k in keys)
+    assert sorted(p.name for p in (tmp_path / "drafts").iterdir()) == [f"{k}.eml" for k in keys]
+
+
+def test_drafts_whose_folder_sync_failed_stay_pending_and_are_found_once(
+    state: StateStore, tmp_path: Path
+) -> None:
+    keys = [f"R-0000{n}.patient_outreach" for n in range(1, 3)]
+    failing = FolderSyncFails(tmp_path / "drafts")
+    assert Outbox(state, failing).make([out(k) for k in keys], NOW) == []
+    assert [status(state, k) for k in keys] == ["pending", "pending"]  # never confirmed early
+    # The next start looks each key up before anything is made again: found, confirmed, once.
+    drafter = EmlFolderDrafter(tmp_path / "drafts")
+    Outbox(state, drafter).settle(NOW + timedelta(minutes=2))
+    assert [status(state, k) for k in keys] == ["confirmed", "confirmed"]
+    assert len(list((tmp_path / "drafts").iterdir())) == 2
