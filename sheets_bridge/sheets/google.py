@@ -630,11 +630,13 @@ def cell_data(value: model.OutValue, *, bold: bool = False, right: bool = False,
               wrap: bool = False) -> dict[str, Any]:
     """One ``CellData`` of a summary tab: its value (text as ``stringValue``, so a leading ``=``
     stays text) and its look (number format, bold, alignment, wrapping), as the workbook draws
-    it. An empty value is ``{}``: with the fields mask it clears the cell's value and format."""
+    it. An empty value is ``{}``: with the fields mask it clears the cell's value and format
+    (an empty cell keeps no look, so the next rewrite, which clears only as far as the values
+    it read reach, leaves no stray format behind)."""
     out: dict[str, Any] = {}
     if value is None or value == "":
-        pass
-    elif isinstance(value, str):
+        return out
+    if isinstance(value, str):
         out["userEnteredValue"] = {"stringValue": value[:MAX_CELL_CHARS]}
     elif isinstance(value, bool):
         out["userEnteredValue"] = {"boolValue": value}
