@@ -7,8 +7,11 @@ Requests per cycle are fixed whatever the number of rows (GOOGLE-NOTES.md, the i
   bridge needs is missing from it, or the cache is an hour old);
 - **apply**: at most one ``values.batchUpdate`` (RAW) for the Referrals tab's bridge cells and
   headers, one ``values.batchGet`` of the Referral ID (and identity) columns to check where the
-  writes landed, and at most one ``values.batchUpdate`` for the summary tabs (a new tab: one
-  ``spreadsheets.batchUpdate`` first). A cycle with nothing to change sends no write at all.
+  writes landed, and at most one ``spreadsheets.batchUpdate`` for the summary tabs: its
+  ``updateCells`` carry each tab's values and looks (percent, "of N", dates, bold headings,
+  alignment, wrapping: the workbook's formats), with any ``appendDimension`` a tab needs to grow
+  (a new tab: one ``spreadsheets.batchUpdate`` first). A cycle with nothing to change sends no
+  write at all.
 
 Google has no conditional write, so compare-and-set is done this way (R3): rows are located with
 the shared locator (:func:`sheets_bridge.sheets.locate.place_writes`) by Referral ID or staff
@@ -16,7 +19,7 @@ fingerprint, a write covers only bridge cells and carries absolute values (a res
 answer is harmless, R4), and after writing the ID column is read back: a row that staff moved in
 between (a sort while the bridge wrote) is found by its ID (or, for a row given its ID just now,
 by who it is) and put right, and the row its writes landed on gets its own values back. Values
-are written RAW, so a name that starts with ``=`` stays text.
+are written RAW (summary tabs: ``stringValue``), so a name that starts with ``=`` stays text.
 """
 
 from __future__ import annotations
