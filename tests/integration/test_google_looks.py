@@ -152,3 +152,18 @@ def test_a_shorter_tab_clears_the_old_cells_and_their_looks(
     for r in range(1, height):
         for c in range(len(dashboard.rows[r])):
             assert fake_google.format_at(SHEET_ID, DASHBOARD_TAB, f"{column_letter(c)}{r + 1}") is None
+
+
+def test_a_refused_summary_write_is_reported_unwritten_and_the_next_one_lands(
+    synced: tuple[BridgeConfig, RecordingSheet], fake_google: FakeGoogle
+) -> None:
+    _, sheet = synced
+    new = TabContent(title=DASHBOARD_TAB, rows=(("Shown", Share(0.5)),))
+    fake_google.fail_next(400, match=":batchUpdate")
+    report = sheet.apply(sheet.read(), Plan(tab_contents=(new,)), {})
+    assert report.tabs_written == [] and not report.saved
+    assert fake_google.grid(SHEET_ID, DASHBOARD_TAB)[0][0] != "Shown"
+    report = sheet.apply(sheet.read(), Plan(tab_contents=(new,)), {})
+    assert report.tabs_written == [DASHBOARD_TAB]
+    assert fake_google.grid(SHEET_ID, DASHBOARD_TAB) == [["Shown", 0.5]]
+    assert (fake_google.format_at(SHEET_ID, DASHBOARD_TAB, "B1") or {})["numberFormat"]["type"] == "PERCENT"
