@@ -7,8 +7,11 @@ Requests per cycle are fixed whatever the number of rows (GOOGLE-NOTES.md, the i
   bridge needs is missing from it, or the cache is an hour old);
 - **apply**: at most one ``values.batchUpdate`` (RAW) for the Referrals tab's bridge cells and
   headers, one ``values.batchGet`` of the Referral ID (and identity) columns to check where the
-  writes landed, and at most one ``values.batchUpdate`` for the summary tabs (a new tab: one
-  ``spreadsheets.batchUpdate`` first). A cycle with nothing to change sends no write at all.
+  writes landed, and at most one ``spreadsheets.batchUpdate`` for the summary tabs: its
+  ``updateCells`` carry each tab's values and looks (percent, "of N", dates, bold headings,
+  alignment, wrapping: the workbook's formats), with any ``appendDimension`` a tab needs to grow
+  (a new tab: one ``spreadsheets.batchUpdate`` first). A cycle with nothing to change sends no
+  write at all.
 
 Google has no conditional write, so compare-and-set is done this way (R3): rows are located with
 the shared locator (:func:`sheets_bridge.sheets.locate.place_writes`) by Referral ID or staff
@@ -16,7 +19,7 @@ fingerprint, a write covers only bridge cells and carries absolute values (a res
 answer is harmless, R4), and after writing the ID column is read back: a row that staff moved in
 between (a sort while the bridge wrote) is found by its ID (or, for a row given its ID just now,
 by who it is) and put right, and the row its writes landed on gets its own values back. Values
-are written RAW, so a name that starts with ``=`` stays text.
+are written RAW (summary tabs: ``stringValue``), so a name that starts with ``=`` stays text.
 """
 
 from __future__ import annotations
@@ -430,9 +433,9 @@ class GoogleSheet:
         ]
         if missing:
             meta = self._add_tabs(meta, missing, snapshot)
-        data: list[tuple[dict[str, Any], list[tuple[int, int]]]] = []
         titles: list[str] = []
         needs: dict[str, tuple[int, int]] = {}
+        updates: list[dict[str, Any]] = []
         for content in contents:
             if _title_key(content.title) == _title_key(self.referrals_tab):
                 log.error("refusing to overwrite the Referrals tab with a summary tab")
@@ -445,47 +448,58 @@ class GoogleSheet:
             old_cols = max((len(r) for r in old.rows), default=0) if old is not None else 0
             height = max(len(content.rows), old_rows, 1)
             width = max(max((len(r) for r in content.rows), default=0), old_cols, 1)
-            values = [
-                [
-                    _out(content.rows[r][c]) if r < len(content.rows) and c < len(content.rows[r])
-                    else ""
-                    for c in range(width)
-                ]
-                for r in range(height)
-            ]
-            rng = f"{a1_tab(tab.title)}!A1:{column_letter(width - 1)}{height}"
             needs[tab.title] = (height, width)
-            data.append(({"range": rng, "majorDimension": "ROWS", "values": values}, []))
+            updates.append(tab_update_cells(content, tab.sheet_id, height, width))
             titles.append(content.title)
-        self.grow(needs)
-        refused = self.write_values(data)
-        if refused:
-            log.warning("Google Sheets refused %d summary tab writes", len(refused))
-        if not refused:
-            report.tabs_written.extend(titles)
+        if not updates:
+            return
+        grow = self._grow_requests(needs)
+        try:
+            self.client.batch_update(
+                self.spreadsheet_id, {"requests": [r for r, _ in grow] + updates}
+            )
+        except GoogleError as error:
+            if getattr(error, "status", 0) != 400:
+                raise
+            log.warning("Google Sheets refused the summary tab writes (HTTP 400)")
+            self.forget_metadata()
+            return
+        self._grown(grow)
+        report.tabs_written.extend(titles)
 
-    def grow(self, needs: Mapping[str, tuple[int, int]]) -> None:
-        """Make each tab at least (rows, cols) big before writing (Google refuses a write past
-        a tab's grid): one ``spreadsheets.batchUpdate``, only when a tab must grow."""
+    def _grow_requests(
+        self, needs: Mapping[str, tuple[int, int]]
+    ) -> list[tuple[dict[str, Any], tuple[_TabMeta, int, int]]]:
+        """``appendDimension`` requests that make each tab at least (rows, cols) big (Google
+        refuses a write past a tab's grid), each with the tab and the size it grows to."""
         meta = self._metadata()
-        requests: list[dict[str, Any]] = []
-        grown: list[tuple[_TabMeta, int, int]] = []
+        out: list[tuple[dict[str, Any], tuple[_TabMeta, int, int]]] = []
         for title, (rows, cols) in needs.items():
             tab = meta.find(title)
             if tab is None or (rows <= tab.rows and cols <= tab.cols):
                 continue
+            size = (tab, max(rows, tab.rows), max(cols, tab.cols))
             for dimension, have, need in (("ROWS", tab.rows, rows), ("COLUMNS", tab.cols, cols)):
                 if need > have:
-                    requests.append({"appendDimension": {
+                    out.append(({"appendDimension": {
                         "sheetId": tab.sheet_id, "dimension": dimension, "length": need - have,
-                    }})
-            grown.append((tab, max(rows, tab.rows), max(cols, tab.cols)))
-        if not requests:
-            return
-        self.client.batch_update(self.spreadsheet_id, {"requests": requests})
+                    }}, size))
+        return out
+
+    @staticmethod
+    def _grown(grow: Sequence[tuple[dict[str, Any], tuple[_TabMeta, int, int]]]) -> None:
         with _CACHE_LOCK:
-            for tab, rows, cols in grown:
+            for _, (tab, rows, cols) in grow:
                 tab.rows, tab.cols = rows, cols
+
+    def grow(self, needs: Mapping[str, tuple[int, int]]) -> None:
+        """Make each tab at least (rows, cols) big before writing (Google refuses a write past
+        a tab's grid): one ``spreadsheets.batchUpdate``, only when a tab must grow."""
+        grow = self._grow_requests(needs)
+        if not grow:
+            return
+        self.client.batch_update(self.spreadsheet_id, {"requests": [r for r, _ in grow]})
+        self._grown(grow)
 
     def _add_tabs(self, meta: _Metadata, contents: Sequence[TabContent], snapshot: Snapshot
                   ) -> _Metadata:
@@ -603,6 +617,75 @@ def new_tab_requests(
             }
         )
     return out
+
+
+#: Google number formats of the bridge's typed values, the same codes the workbook uses.
+_NUMBER_FORMATS: tuple[tuple[type, dict[str, str]], ...] = (
+    (model.Share, {"type": "PERCENT", "pattern": "0%"}),
+    (model.OutOf, {"type": "NUMBER", "pattern": '"of "0'}),
+    (model.Hours, {"type": "NUMBER", "pattern": "0.0"}),
+    (datetime, {"type": "DATE_TIME", "pattern": "yyyy-mm-dd hh:mm"}),
+    (date, {"type": "DATE", "pattern": "yyyy-mm-dd"}),
+)
+
+
+def cell_data(value: model.OutValue, *, bold: bool = False, right: bool = False,
+              wrap: bool = False) -> dict[str, Any]:
+    """One ``CellData`` of a summary tab: its value (text as ``stringValue``, so a leading ``=``
+    stays text) and its look (number format, bold, alignment, wrapping), as the workbook draws
+    it. An empty value is ``{}``: with the fields mask it clears the cell's value and format
+    (an empty cell keeps no look, so the next rewrite, which clears only as far as the values
+    it read reach, leaves no stray format behind)."""
+    out: dict[str, Any] = {}
+    if value is None or value == "":
+        return out
+    if isinstance(value, str):
+        out["userEnteredValue"] = {"stringValue": value[:MAX_CELL_CHARS]}
+    elif isinstance(value, bool):
+        out["userEnteredValue"] = {"boolValue": value}
+    else:
+        out["userEnteredValue"] = {"numberValue": _out(value)}
+    look: dict[str, Any] = {}
+    if value is not None and not isinstance(value, str):
+        for kind, number_format in _NUMBER_FORMATS:
+            if isinstance(value, kind):
+                look["numberFormat"] = dict(number_format)
+                break
+    if bold:
+        look["textFormat"] = {"bold": True}
+    if right:
+        look["horizontalAlignment"] = "RIGHT"
+    if wrap:
+        look["wrapStrategy"] = "WRAP"
+    if look:
+        out["userEnteredFormat"] = look
+    return out
+
+
+def tab_update_cells(content: TabContent, sheet_id: int, height: int, width: int
+                     ) -> dict[str, Any]:
+    """One ``updateCells`` request that rewrites a summary tab's first ``height`` x ``width``
+    cells (values and looks); cells past the new content are cleared, value and format."""
+    bold_rows = content.heading_rows
+    rows = []
+    for r in range(height):
+        row = content.rows[r] if r < len(content.rows) else ()
+        heading = r in bold_rows
+        rows.append({"values": [
+            cell_data(
+                row[c] if c < len(row) else None,
+                bold=heading or (r, c) in content.heading_cells,
+                right=(r, c) in content.right_cells,
+                wrap=c in content.wrap_cols,
+            )
+            for c in range(width)
+        ]})
+    return {"updateCells": {
+        "range": {"sheetId": sheet_id, "startRowIndex": 0, "endRowIndex": height,
+                  "startColumnIndex": 0, "endColumnIndex": width},
+        "rows": rows,
+        "fields": "userEnteredValue,userEnteredFormat",
+    }}
 
 
 class _ReferralsWrite:

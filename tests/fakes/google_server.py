@@ -359,6 +359,8 @@ class Sheet:
     data_validations: list[dict[str, Any]] = field(default_factory=list)
     formats: list[dict[str, Any]] = field(default_factory=list)
     dimension_properties: list[dict[str, Any]] = field(default_factory=list)
+    cell_formats: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    """Each cell's userEnteredFormat as updateCells left it (repeatCell goes to ``formats``)."""
 
     @property
     def title(self) -> str:
@@ -771,6 +773,13 @@ class FakeGoogle:
             b = parse_cells(a1)
             cell = self._sheet(spreadsheet_id, tab).cells.get((b.r0, b.c0))
             return None if cell is None else cell.formula
+
+    def format_at(self, spreadsheet_id: str, tab: str, a1: str) -> dict[str, Any] | None:
+        """The userEnteredFormat updateCells gave the cell (None: no format of its own)."""
+        with self._lock:
+            b = parse_cells(a1)
+            found = self._sheet(spreadsheet_id, tab).cell_formats.get((b.r0, b.c0))
+            return copy.deepcopy(found) if found else None
 
     def set_grid(self, spreadsheet_id: str, tab: str, rows: list[list[object]]) -> None:
         """Staff edit the tab directly (no request counted): the whole tab becomes `rows`.
@@ -1664,6 +1673,91 @@ class FakeGoogle:
             raise _BadRequest("At least one field must be updated.")
         sheet.formats.append(copy.deepcopy(payload))
         return {}
+
+    def _bu_updateCells(self, book: Spreadsheet, payload: dict[str, Any]) -> dict[str, Any]:
+        """Values and formats cell by cell, as Google does: from ``start`` (a GridCoordinate)
+        over as many cells as ``rows`` holds, or over a ``range`` (GridRange) whose cells that
+        ``rows`` does not cover get the masked fields cleared. ``stringValue`` is text, never
+        a formula; a DATE/DATE_TIME number format makes a number a date cell."""
+        fields = str(payload.get("fields") or "")
+        if not fields:
+            raise _BadRequest("At least one field must be updated.")
+        mask = {f.strip().split(".")[0] for f in fields.split(",") if f.strip()}
+        if "*" in mask:
+            mask = {"userEnteredValue", "userEnteredFormat"}
+        unknown = mask - {"userEnteredValue", "userEnteredFormat", "note"}
+        if unknown:
+            raise _BadRequest(f"Unsupported fields: {sorted(unknown)}")
+        rows = payload.get("rows") or []
+        if not isinstance(rows, list):
+            raise _BadRequest("rows must be a list.")
+        if ("start" in payload) == ("range" in payload):
+            raise _BadRequest("Exactly one of start or range must be set.")
+        if "start" in payload:
+            start = payload["start"] or {}
+            sheet = self._grid_sheet(book, start)
+            r0, c0 = int(start.get("rowIndex") or 0), int(start.get("columnIndex") or 0)
+            r1 = r0 + len(rows)
+            c1 = c0 + max((len((row or {}).get("values") or []) for row in rows), default=0)
+            cover = False
+        else:
+            rng = payload["range"] or {}
+            sheet = self._grid_sheet(book, rng)
+            self._check_grid_range(sheet, rng)
+            r0, c0 = int(rng.get("startRowIndex") or 0), int(rng.get("startColumnIndex") or 0)
+            r1 = int(rng.get("endRowIndex", sheet.rows))
+            c1 = int(rng.get("endColumnIndex", sheet.cols))
+            cover = True
+        if r1 > sheet.rows or c1 > sheet.cols:
+            raise _BadRequest(
+                f"Range ({quote_title(sheet.title)}) exceeds grid limits. "
+                f"Max rows: {sheet.rows}, max columns: {sheet.cols}"
+            )
+        for r in range(r0, r1):
+            i = r - r0
+            values = ((rows[i] or {}).get("values") or []) if i < len(rows) else []
+            for c in range(c0, c1):
+                j = c - c0
+                if j >= len(values) and not cover:
+                    continue
+                data = (values[j] or {}) if j < len(values) else {}
+                if "userEnteredFormat" in mask:
+                    look = data.get("userEnteredFormat")
+                    if look:
+                        sheet.cell_formats[(r, c)] = copy.deepcopy(look)
+                    else:
+                        sheet.cell_formats.pop((r, c), None)
+                if "userEnteredValue" in mask:
+                    cell = self._cell_from_extended(data.get("userEnteredValue"))
+                    if cell is None:
+                        sheet.cells.pop((r, c), None)
+                    else:
+                        sheet.cells[(r, c)] = cell
+                kind = ((sheet.cell_formats.get((r, c)) or {}).get("numberFormat") or {}).get("type")
+                held = sheet.cells.get((r, c))
+                if held is not None and isinstance(held.value, int | float) and not isinstance(held.value, bool):
+                    held.is_date = kind in ("DATE", "DATE_TIME")
+                    held.date_style = "iso"
+        return {}
+
+    @staticmethod
+    def _cell_from_extended(value: object) -> Cell | None:
+        """An ExtendedValue -> the cell it makes (None: no value, the cell is cleared)."""
+        if not value:
+            return None
+        if not isinstance(value, dict) or len(value) != 1:
+            raise _BadRequest("userEnteredValue must set exactly one kind of value.")
+        (kind, raw), = value.items()
+        if kind == "stringValue" and isinstance(raw, str):
+            return Cell(raw) if raw else None
+        if kind == "numberValue" and isinstance(raw, int | float) and not isinstance(raw, bool):
+            return Cell(_num(raw))
+        if kind == "boolValue" and isinstance(raw, bool):
+            return Cell(raw)
+        if kind == "formulaValue" and isinstance(raw, str):
+            result = _eval_arith(raw[1:]) if raw.startswith("=") else None
+            return Cell(raw if result is None else result, formula=raw)
+        raise _BadRequest(f"Invalid value for {kind}: {json.dumps(raw)}")
 
     def _bu_updateDimensionProperties(self, book: Spreadsheet, payload: dict[str, Any]) -> dict[str, Any]:
         rng = payload.get("range") or {}

@@ -577,3 +577,41 @@ def test_authorized_user_refreshes_at_the_fake_then_revoke_stops_it(
         timeout=5,
     )
     assert r.status_code == 401
+
+
+def test_update_cells_writes_values_and_formats_and_a_range_clears_the_rest(book: FakeGoogle) -> None:
+    log_id = next(p["sheetId"] for p in book.sheet_properties(SHEET) if p["title"] == "Bridge Log")
+    url = f"/v4/spreadsheets/{SHEET}:batchUpdate"
+    pct = {"numberFormat": {"type": "PERCENT", "pattern": "0%"}}
+    first = {"updateCells": {
+        "start": {"sheetId": log_id, "rowIndex": 0, "columnIndex": 0},
+        "rows": [{"values": [{"userEnteredValue": {"stringValue": "=1+1"}},
+                             {"userEnteredValue": {"numberValue": 0.62}, "userEnteredFormat": pct}]},
+                 {"values": [{"userEnteredValue": {"boolValue": True}}]}],
+        "fields": "userEnteredValue,userEnteredFormat",
+    }}
+    reply = _http(book, "POST", url, json={"requests": [first]})
+    assert reply.status_code == 200 and reply.json()["replies"] == [{}]
+    assert book.grid(SHEET, "Bridge Log") == [["=1+1", 0.62], [True]]
+    assert book.formula_at(SHEET, "Bridge Log", "A1") is None  # stringValue is text
+    assert book.format_at(SHEET, "Bridge Log", "B1") == pct
+    assert book.format_at(SHEET, "Bridge Log", "A1") is None
+    got = _http(book, "GET", f"/v4/spreadsheets/{SHEET}/values/'Bridge Log'!A1:B2",
+                params={"valueRenderOption": "UNFORMATTED_VALUE"}).json()
+    assert got["values"] == [["=1+1", 0.62], [True]]
+    # A range wider than `rows`: the masked fields of every cell not covered are cleared.
+    second = {"updateCells": {
+        "range": {"sheetId": log_id, "startRowIndex": 0, "endRowIndex": 2,
+                  "startColumnIndex": 0, "endColumnIndex": 2},
+        "rows": [{"values": [{"userEnteredValue": {"stringValue": "only"}}]}],
+        "fields": "userEnteredValue,userEnteredFormat",
+    }}
+    assert _http(book, "POST", url, json={"requests": [second]}).status_code == 200
+    assert book.grid(SHEET, "Bridge Log") == [["only"]]
+    assert book.format_at(SHEET, "Bridge Log", "B1") is None
+    # Past the grid, or with no fields: Google's 400, nothing applied.
+    past = {"updateCells": {**second["updateCells"], "range": {"sheetId": log_id, "endRowIndex": 5000}}}
+    assert _http(book, "POST", url, json={"requests": [past]}).status_code == 400
+    nofields = {"updateCells": {**second["updateCells"], "fields": ""}}
+    assert _http(book, "POST", url, json={"requests": [nofields]}).status_code == 400
+    assert book.grid(SHEET, "Bridge Log") == [["only"]]
