@@ -80,6 +80,20 @@ class RetryPolicy:
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout, self.read_timeout)
 
+    def wait_before_retry(
+        self, attempt: int, retry_after: float | None, waited: float, service: str, status: int
+    ) -> float | None:
+        """Sleep before the next attempt and return the seconds waited so far, or None when
+        the attempts or the budget are spent (the caller gives up and raises)."""
+        if attempt == self.attempts - 1:
+            return None
+        delay = self.delay(attempt, retry_after)
+        if waited + delay > self.budget:
+            return None
+        log.info("%s answered %s; retrying in %.1fs", service, status or "nothing", delay)
+        self.sleep(delay)
+        return waited + delay
+
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     value = headers.get("Retry-After") or headers.get("retry-after")
@@ -200,15 +214,11 @@ class SheetsHTTPClient(HTTPClient):
                 if not is_retryable(facts):
                     raise self.fail(facts)
                 retry_after = _retry_after(response.headers)
-            if attempt == policy.attempts - 1:
+            so_far = policy.wait_before_retry(attempt, retry_after, waited, "Google Sheets",
+                                              facts.status)
+            if so_far is None:
                 break
-            delay = policy.delay(attempt, retry_after)
-            if waited + delay > policy.budget:
-                break
-            log.info("Google Sheets answered %s; retrying in %.1fs", facts.status or "nothing",
-                     delay)
-            policy.sleep(delay)
-            waited += delay
+            waited = so_far
         raise self.fail(facts)
 
 
@@ -321,14 +331,10 @@ class GmailHttp:
                     error.facts = facts  # type: ignore[attr-defined]
                     raise error
                 retry_after = _retry_after(response.headers)
-            if attempt == policy.attempts - 1:
+            so_far = policy.wait_before_retry(attempt, retry_after, waited, "Gmail", facts.status)
+            if so_far is None:
                 break
-            delay = policy.delay(attempt, retry_after)
-            if waited + delay > policy.budget:
-                break
-            log.info("Gmail answered %s; retrying in %.1fs", facts.status or "nothing", delay)
-            policy.sleep(delay)
-            waited += delay
+            waited = so_far
         error = gmail_error(facts, what=_WHAT[name])
         error.facts = facts  # type: ignore[attr-defined]
         raise error
