@@ -17,12 +17,11 @@ A plan is made in named phases, each in its own module, so every rule has one ho
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sheets_bridge.collector import gc_paused
 from sheets_bridge.columns import ColumnMap
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.decide import decide_cells
@@ -100,23 +99,6 @@ def _stop(reason: str, now: datetime, config: BridgeConfig, state: StateView,
         tabs = (build_bridge_log(entry, log_rows(state, config.tz)),)
     plan = Plan(problems=problems, stop=SafetyStop(reason), tab_contents=tabs, rows_read=rows_read)
     return PlanResult(plan, summary="Stopped: nothing was written", logged=logged)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a plan is made (or a sheet read).
-
-    Planning allocates hundreds of thousands of small objects, nearly none in reference
-    cycles; the collector's passes over them cost 12-17% of a cycle (issue 13's profile).
-    Reference counting still frees everything as usual; the collector runs again after.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def plan_cycle(

@@ -18,7 +18,6 @@ The file is the system of record and staff may have it open, so the bridge:
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import os
@@ -26,14 +25,14 @@ import re
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from lxml import etree
 
 from sheets_bridge import model
+from sheets_bridge.collector import gc_paused
 from sheets_bridge.dates import moment_text_serial
 from sheets_bridge.errors import SnapshotStaleError, WorkbookUnreadableError
 from sheets_bridge.identity import row_fingerprint
@@ -55,19 +54,6 @@ from sheets_bridge.values import cell_text
 log = logging.getLogger(__name__)
 
 StepHook = Callable[[str], None]
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic collection while a sheet is parsed: hundreds of thousands of tuples, no cycles
-    (the planner's :func:`~sheets_bridge.planner.gc_paused`; a backend does not import it)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 #: The last snapshot read, by (file, tab, version token): see :meth:`LocalWorkbook.read`.
@@ -176,7 +162,7 @@ class LocalWorkbook:
         del last
         pkg = self._open(data)
         try:
-            with _gc_paused():
+            with gc_paused():
                 snapshot = self._snapshot(pkg, version)
             _last_read = (key, snapshot)
             return snapshot
