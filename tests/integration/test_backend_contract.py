@@ -62,15 +62,22 @@ def _text(rows: list[list[Any]]) -> list[list[str]]:
     return out
 
 
-# ------------------------------------------------------------------------------ memory
-class _HookedMemory(MemorySheet):
+class _Hooked:
+    """Runs a staff edit once, just before the next apply that writes cells (a sort while the
+    bridge writes); mixed in before a backend class."""
+
     hook: Hook | None = None
 
     def apply(self, snapshot: Snapshot, plan: Plan, columns: dict[str, int]) -> ApplyReport:
         if self.hook is not None and plan.cell_writes:
             hook, self.hook = self.hook, None
             hook()
-        return super().apply(snapshot, plan, columns)
+        return super().apply(snapshot, plan, columns)  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------------ memory
+class _HookedMemory(_Hooked, MemorySheet):
+    pass
 
 
 class MemoryHandle:
@@ -95,14 +102,8 @@ class MemoryHandle:
 
 
 # ------------------------------------------------------------------------------ workbook
-class _HookedWorkbook(LocalWorkbook):
-    hook: Hook | None = None
-
-    def apply(self, snapshot: Snapshot, plan: Plan, columns: dict[str, int]) -> ApplyReport:
-        if self.hook is not None and plan.cell_writes:
-            hook, self.hook = self.hook, None
-            hook()
-        return super().apply(snapshot, plan, columns)
+class _HookedWorkbook(_Hooked, LocalWorkbook):
+    pass
 
 
 class WorkbookHandle:
