@@ -145,6 +145,15 @@ def auth_error(backend: str, *, service_account: bool, config_key: str) -> Googl
     )
 
 
+def _api_disabled(facts: ResponseFacts) -> bool:
+    """Google's answer for an API not enabled in the credentials' Cloud project (both shapes)."""
+    return (
+        "SERVICE_DISABLED" in facts.reasons
+        or "accessNotConfigured" in facts.reasons
+        or "disabled" in facts.flags
+    )
+
+
 def sheets_error(
     facts: ResponseFacts, *, spreadsheet: str, account: str | None, service_account: bool
 ) -> GoogleError:
@@ -155,9 +164,7 @@ def sheets_error(
     if facts.status == 401:
         return auth_error(backend, service_account=service_account, config_key="sheet.credentials")
     if facts.status == 403:
-        if "SERVICE_DISABLED" in facts.reasons or "accessNotConfigured" in facts.reasons or (
-            "disabled" in facts.flags
-        ):
+        if _api_disabled(facts):
             return GoogleError(
                 "The Google Sheets API is not enabled for the Cloud project of these "
                 "credentials: enable it in the Cloud console (APIs & Services > Library > Google "
@@ -197,9 +204,7 @@ def gmail_error(facts: ResponseFacts, *, what: str) -> GoogleError:
     if facts.status == 401:
         return auth_error(backend, service_account=False, config_key="mail.credentials")
     if facts.status == 403:
-        if "SERVICE_DISABLED" in facts.reasons or "accessNotConfigured" in facts.reasons or (
-            "disabled" in facts.flags
-        ):
+        if _api_disabled(facts):
             return GoogleError(
                 "The Gmail API is not enabled for the Cloud project of the OAuth client: enable "
                 "it in the Cloud console (APIs & Services > Library > Gmail API)",
