@@ -118,6 +118,7 @@ def test_a_file_the_bridge_cannot_read_gets_one_line_and_is_never_written(
     path = workbook_of(practice)
     bad = BAD_FILES[kind](_valid_bytes(practice))
     path.write_bytes(bad)
+    drafts_before = read_drafts(practice.parent / "drafts")
     for command in (["sync"], ["check"], ["status"], ["init"]):
         now = ["--now", LATER_TEXT] if command[0] == "sync" else []
         code, text = run([*command, "--config", str(practice), *now], capsys)
@@ -130,8 +131,7 @@ def test_a_file_the_bridge_cannot_read_gets_one_line_and_is_never_written(
         assert_one_clear_line(text)
         assert "run init" not in text.lower() or command[0] == "init", text
         assert path.read_bytes() == bad, f"{command[0]} changed {kind}"
-    drafts_before = read_drafts(practice.parent / "drafts")
-    assert read_drafts(practice.parent / "drafts") == drafts_before
+    assert read_drafts(practice.parent / "drafts") == drafts_before, "drafted from a bad file"
 
 
 def test_zero_bytes_and_ods_are_told_apart_from_a_csv(
