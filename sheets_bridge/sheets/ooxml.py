@@ -14,6 +14,7 @@ XML entities, OOXML ``_xHHHH_`` escapes, rich-text runs with phonetic ``<rPh>`` 
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections.abc import Iterator, Sequence
@@ -404,11 +405,36 @@ def find_sheet_data(xml: bytes) -> SheetDataSpan | None:
     return SheetDataSpan(m.start(), end + len(close), m.end(), end, m.group(1))
 
 
-def read_sheet(xml: bytes, ctx: ValueContext) -> SheetValues:
-    """Scan a worksheet part into values: one pass of byte regexes, no tree.
+#: What a row's cells parsed to, by the digest of the row's bytes after its start tag:
+#: (the values, the 0-based columns holding formulas). See :func:`read_sheet`.
+RowMemo = dict[bytes, tuple[tuple[CellValue, ...], tuple[int, ...]]]
+
+_ROW_SPLIT_RE = re.compile(rb"<" + TAG_PREFIX + rb"row\b([^>]*)>")
+
+
+def row_digest(view: memoryview) -> bytes:
+    """The memo key of a row's bytes: 128 bits of BLAKE2b, so two different rows never share
+    one in practice (hashing a row costs a microsecond; parsing it, tens)."""
+    return hashlib.blake2b(view, digest_size=16).digest()
+
+
+def read_sheet(
+    xml: bytes,
+    ctx: ValueContext,
+    memo: RowMemo | None = None,
+    keep: RowMemo | None = None,
+) -> SheetValues:
+    """Scan a worksheet part into values: one pass of byte regexes, no tree, row by row.
 
     This is the hot loop of every cycle (240,000 cells for a 10,000-row sheet), hence the
     inlined fast paths for numbers and shared strings in the attribute order Excel writes.
+
+    Rows are scanned one at a time, each from the end of its start tag to the next row's start
+    tag: a row's values depend only on those bytes and on ``ctx``. So a caller that kept the
+    ``keep`` of an earlier read made with an *equal* ``ctx`` may pass it as ``memo``: a row
+    whose bytes have the same digest is taken from it unparsed (its number and ``hidden`` are
+    still read from its start tag, which the digest does not cover). ``keep`` receives every
+    row of this read, so the memo never outgrows one sheet.
     """
     out = SheetValues()
     span = find_sheet_data(xml)
@@ -416,24 +442,74 @@ def read_sheet(xml: bytes, ctx: ValueContext) -> SheetValues:
         rows = out.rows
         hidden = out.hidden
         formulas = out.formulas
-        shared = ctx.shared
-        n_shared = len(shared)
-        date_by_s = {str(i).encode(): flag for i, flag in enumerate(ctx.date_style)}
-        cache = COL_CACHE
+        scan = _RowScanner(ctx)
+        view = memoryview(xml)
+        starts = list(_ROW_SPLIT_RE.finditer(xml, span.inner_start, span.inner_end))
+        if not starts or starts[0].start() > span.inner_start:
+            # Cells before the first row (malformed, but read as before: as row 0).
+            stop = starts[0].start() if starts else span.inner_end
+            values, cols = scan.cells(xml, span.inner_start, stop)
+            if values:
+                rows[0] = values
+            formulas.update((0, c) for c in cols)
         row_no = 0
+        for i, rm in enumerate(starts):
+            rattrs = rm.group(1)
+            nm = ROW_NUM_RE.search(rattrs)
+            row_no = int(nm.group(1)) if nm else row_no + 1
+            if b"hidden" in rattrs and HIDDEN_RE.search(rattrs):
+                hidden.add(row_no)
+            a = rm.end()
+            b = starts[i + 1].start() if i + 1 < len(starts) else span.inner_end
+            found = None
+            if memo is not None or keep is not None:
+                key = row_digest(view[a:b])
+                found = memo.get(key) if memo is not None else None
+                if found is None:
+                    found = scan.cells(xml, a, b)
+                if keep is not None:
+                    keep[key] = found
+            else:
+                found = scan.cells(xml, a, b)
+            values, cols = found
+            if values:
+                rows[row_no] = values
+            if cols:
+                formulas.update((row_no, c) for c in cols)
+        view.release()
+    for ref in MERGE_RE.findall(xml):
+        try:
+            out.merged.append(parse_range(ref.decode("ascii")))
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return out
+
+
+class _RowScanner:
+    """The cell loop of :func:`read_sheet` over one row's bytes, with ``ctx`` looked up once."""
+
+    def __init__(self, ctx: ValueContext) -> None:
+        self.ctx = ctx
+        self.shared = ctx.shared
+        self.n_shared = len(ctx.shared)
+        self.date_by_s = {str(i).encode(): flag for i, flag in enumerate(ctx.date_style)}
+
+    def cells(
+        self, xml: bytes, start: int, end: int
+    ) -> tuple[tuple[CellValue, ...], tuple[int, ...]]:
+        """The values of the cells in ``xml[start:end]`` by 0-based column, and the columns
+        holding a formula."""
+        ctx = self.ctx
+        shared = self.shared
+        n_shared = self.n_shared
+        date_by_s = self.date_by_s
+        cache = COL_CACHE
         col = -1
         values: list[CellValue] = []
-        for m in SCAN_RE.finditer(xml, span.inner_start, span.inner_end):
+        formula_cols: list[int] = []
+        for m in SCAN_RE.finditer(xml, start, end):
             rattrs, letters, s, t, rest, v, inline, body = m.groups()
-            if rattrs is not None:  # a new row starts
-                if values:
-                    rows[row_no] = tuple(values)
-                    values = []
-                rm = ROW_NUM_RE.search(rattrs)
-                row_no = int(rm.group(1)) if rm else row_no + 1
-                if b"hidden" in rattrs and HIDDEN_RE.search(rattrs):
-                    hidden.add(row_no)
-                col = -1
+            if rattrs is not None:  # cannot happen: the row ends where the next one starts
                 continue
             if rest and rest.strip() and rest.strip() != b"/":
                 extra = attrs_of(rest)
@@ -480,7 +556,7 @@ def read_sheet(xml: bytes, ctx: ValueContext) -> SheetValues:
                 if not body:
                     continue
                 if (b"<f" in body or b":f" in body) and F_RE.search(body):
-                    formulas.add((row_no, col))
+                    formula_cols.append(col)
                 attrs = {}
                 if t is not None:
                     attrs[b"t"] = t
@@ -497,14 +573,7 @@ def read_sheet(xml: bytes, ctx: ValueContext) -> SheetValues:
                 values.append(val)
             elif col >= 0:
                 values[col] = val
-        if values:
-            rows[row_no] = tuple(values)
-    for ref in MERGE_RE.findall(xml):
-        try:
-            out.merged.append(parse_range(ref.decode("ascii")))
-        except (ValueError, UnicodeDecodeError):
-            continue
-    return out
+        return tuple(values), tuple(formula_cols)
 
 
 def rel_target(source_part: str, target: str) -> str:

@@ -26,6 +26,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -58,6 +59,37 @@ StepHook = Callable[[str], None]
 
 #: The last snapshot read, by (file, tab, version token): see :meth:`LocalWorkbook.read`.
 _last_read: tuple[tuple[str, str, str], Snapshot] | None = None
+
+
+@dataclass
+class _ReadMemo:
+    """What the last read of a workbook parsed, kept so the next read parses only what changed.
+
+    A daemon's cycle after a staff edit (or after its own save) finds a file with new bytes
+    but nearly every row unchanged. Each row's values are a function of the row's bytes and of
+    the value context (the shared strings, which styles show dates, date1904) and of nothing
+    else, so they are kept by the digest of the row's bytes (``ooxml.read_sheet``), per sheet
+    part, for as long as the context is *equal* (compared value by value, never assumed): an
+    Excel or openpyxl save that rewrites sharedStrings or styles to the same values keeps the
+    memo; one that changes a string or turns a style into a date format drops it whole, and
+    that read parses every row. Only the rows of the latest read are kept (one sheet's worth).
+    """
+
+    key: tuple[str, str]
+    """(file, Referrals tab) the memo belongs to."""
+    parts_digest: bytes
+    """Digest of the sharedStrings and styles parts' bytes and date1904: equal means ``ctx``
+    can be reused without parsing those parts again."""
+    ctx: ox.ValueContext
+    rows: dict[str, ox.RowMemo] = field(default_factory=dict)
+    """Per sheet part: row digest -> (values, formula columns)."""
+    referrals: ReferralsTab | None = None
+    """The last snapshot's Referrals tab: its ``SheetRow`` objects are reused when a row's
+    number, hidden flag and values are those of the last read (same objects, so the
+    planner's memos compare them by identity)."""
+
+
+_read_memo: _ReadMemo | None = None
 
 
 class LocalWorkbook:
@@ -163,7 +195,7 @@ class LocalWorkbook:
         pkg = self._open(data)
         try:
             with gc_paused():
-                snapshot = self._snapshot(pkg, version)
+                snapshot = self._snapshot(pkg, version, (key[0], key[1]))
             _last_read = (key, snapshot)
             return snapshot
         except WorkbookUnreadableError:
@@ -213,18 +245,69 @@ class LocalWorkbook:
             )
         return xml
 
-    def _snapshot(self, pkg: Package, version: str) -> Snapshot:
-        ctx = self._context(pkg)
+    def _memo_for(self, pkg: Package, key: tuple[str, str]) -> _ReadMemo:
+        """The read memo to use for ``pkg``: the last one when its value context is equal to
+        this file's (see :class:`_ReadMemo`), else a fresh one with this file's context."""
+        global _read_memo
+        shared_xml = pkg.read(pkg.shared_part)
+        styles_xml = pkg.read(pkg.styles_part)
+        h = hashlib.blake2b(digest_size=32)
+        for part in (shared_xml, styles_xml):
+            h.update(b"-" if part is None else b"+%d:" % len(part))
+            h.update(part or b"")
+        h.update(b"1904" if pkg.date1904 else b"1900")
+        digest = h.digest()
+        last = _read_memo
+        _read_memo = None
+        if last is not None and last.key == key and last.parts_digest == digest:
+            return last
+        ctx = ox.ValueContext(
+            shared=ox.shared_strings(shared_xml),
+            date_style=ox.date_styles(styles_xml),
+            date1904=pkg.date1904,
+        )
+        del shared_xml, styles_xml
+        if (
+            last is not None
+            and last.key == key
+            and last.ctx.date1904 == ctx.date1904
+            and list(last.ctx.date_style) == list(ctx.date_style)
+            and list(last.ctx.shared) == list(ctx.shared)
+        ):
+            last.parts_digest = digest
+            return last  # the same values, written differently: every kept row still holds
+        return _ReadMemo(key=key, parts_digest=digest, ctx=ctx)
+
+    def _read_values(
+        self, pkg: Package, memo: _ReadMemo, name: str, part: str
+    ) -> ox.SheetValues:
+        keep: ox.RowMemo = {}
+        values = ox.read_sheet(
+            self._sheet_xml(pkg, name, part), memo.ctx, memo.rows.get(part), keep
+        )
+        memo.rows[part] = keep
+        return values
+
+    def _snapshot(self, pkg: Package, version: str, key: tuple[str, str]) -> Snapshot:
+        global _read_memo
+        memo = self._memo_for(pkg, key)
+        last_rows = memo.rows
+        memo.rows = {}
+        previous = memo.referrals
+        memo.referrals = None
         referrals: ReferralsTab | None = None
         sheet = pkg.find_sheet(self.referrals_tab)
         if sheet is not None:
-            values = ox.read_sheet(self._sheet_xml(pkg, sheet.name, sheet.part), ctx)
+            memo.rows[sheet.part] = last_rows.get(sheet.part, {})
+            values = self._read_values(pkg, memo, sheet.name, sheet.part)
             header = values.rows.get(1, ())
+            before = {r.number: r for r in previous.rows} if previous is not None else {}
             rows = tuple(
-                SheetRow(number=n, values=vals, hidden=n in values.hidden)
+                _same_row(before.get(n), n, vals, n in values.hidden)
                 for n, vals in sorted(values.rows.items())
                 if n >= 2
             )
+            del before, previous
             referrals = ReferralsTab(
                 title=sheet.name,
                 headers=header,
@@ -238,11 +321,14 @@ class LocalWorkbook:
             canonical = wanted.get(title_key(s.name))
             if canonical is None or canonical in tabs:
                 continue
-            values = ox.read_sheet(self._sheet_xml(pkg, s.name, s.part), ctx)
+            memo.rows[s.part] = last_rows.get(s.part, {})
+            values = self._read_values(pkg, memo, s.name, s.part)
             last = max(values.rows, default=0)
             tabs[canonical] = TabValues(
                 title=s.name, rows=tuple(values.rows.get(n, ()) for n in range(1, last + 1))
             )
+        memo.referrals = referrals
+        _read_memo = memo
         return Snapshot(
             tab_titles=tuple(s.name for s in pkg.sheets),
             referrals=referrals,
@@ -504,6 +590,19 @@ class LocalWorkbook:
             refuse_if_open(self.path)
 
         replace_file(self.path, edit.write_zip, check=still_ours, step=self.step)
+
+
+def _same_row(
+    before: SheetRow | None, number: int, values: tuple[model.CellValue, ...], hidden: bool
+) -> SheetRow:
+    """The last read's row object when this row reads exactly as it did, else a new one."""
+    if (
+        before is not None
+        and before.hidden == hidden
+        and before.values is values  # identity: equal-looking values may differ in type
+    ):
+        return before
+    return SheetRow(number=number, values=values, hidden=hidden)
 
 
 def _is_date_style(style: bytes | None, ctx: ox.ValueContext) -> bool:
