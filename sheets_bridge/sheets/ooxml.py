@@ -406,8 +406,12 @@ def find_sheet_data(xml: bytes) -> SheetDataSpan | None:
 
 
 #: What a row's cells parsed to, by the digest of the row's bytes after its start tag:
-#: (the values, the 0-based columns holding formulas). See :func:`read_sheet`.
-RowMemo = dict[bytes, tuple[tuple[CellValue, ...], tuple[int, ...]]]
+#: (the values, the 0-based columns holding formulas, closed). A row is *closed* when it read
+#: no shared string and no number style outside the context's tables (nor a shared string by
+#: the slow path): its values then hold under any context that extends this one (more strings
+#: or styles appended, the same date1904). See :func:`read_sheet`.
+RowEntry = tuple[tuple[CellValue, ...], tuple[int, ...], bool]
+RowMemo = dict[bytes, RowEntry]
 
 _ROW_SPLIT_RE = re.compile(rb"<" + TAG_PREFIX + rb"row\b([^>]*)>")
 
@@ -442,25 +446,23 @@ def read_sheet(
         rows = out.rows
         hidden = out.hidden
         formulas = out.formulas
-        scan = _RowScanner(ctx)
+        scan = RowScanner(ctx)
         view = memoryview(xml)
-        starts = list(_ROW_SPLIT_RE.finditer(xml, span.inner_start, span.inner_end))
-        if not starts or starts[0].start() > span.inner_start:
+        starts = _row_starts(xml, span.inner_start, span.inner_end)
+        if not starts or starts[0][0] > span.inner_start:
             # Cells before the first row (malformed, but read as before: as row 0).
-            stop = starts[0].start() if starts else span.inner_end
-            values, cols = scan.cells(xml, span.inner_start, stop)
+            stop = starts[0][0] if starts else span.inner_end
+            values, cols, _ = scan.cells(xml, span.inner_start, stop)
             if values:
                 rows[0] = values
             formulas.update((0, c) for c in cols)
         row_no = 0
-        for i, rm in enumerate(starts):
-            rattrs = rm.group(1)
+        for i, (_, a, rattrs) in enumerate(starts):
             nm = ROW_NUM_RE.search(rattrs)
             row_no = int(nm.group(1)) if nm else row_no + 1
             if b"hidden" in rattrs and HIDDEN_RE.search(rattrs):
                 hidden.add(row_no)
-            a = rm.end()
-            b = starts[i + 1].start() if i + 1 < len(starts) else span.inner_end
+            b = starts[i + 1][0] if i + 1 < len(starts) else span.inner_end
             found = None
             if memo is not None or keep is not None:
                 key = row_digest(view[a:b])
@@ -471,13 +473,13 @@ def read_sheet(
                     keep[key] = found
             else:
                 found = scan.cells(xml, a, b)
-            values, cols = found
+            values, cols, _ = found
             if values:
                 rows[row_no] = values
             if cols:
                 formulas.update((row_no, c) for c in cols)
         view.release()
-    for ref in MERGE_RE.findall(xml):
+    for ref in MERGE_RE.findall(xml) if b"mergeCell" in xml else ():
         try:
             out.merged.append(parse_range(ref.decode("ascii")))
         except (ValueError, UnicodeDecodeError):
@@ -485,8 +487,38 @@ def read_sheet(
     return out
 
 
-class _RowScanner:
-    """The cell loop of :func:`read_sheet` over one row's bytes, with ``ctx`` looked up once."""
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _row_starts(xml: bytes, start: int, end: int) -> list[tuple[int, int, bytes]]:
+    """Each row start tag in ``xml[start:end]``: (where it starts, where it ends, its
+    attributes), as ``_ROW_SPLIT_RE`` finds them. Without namespace prefixes (nearly every
+    file) plain ``bytes.find`` does it several times faster than the regex, which has to try
+    a prefix at every ``<`` of the sheet."""
+    if xml.find(b":row", start, end) >= 0:
+        return [(m.start(), m.end(), m.group(1)) for m in _ROW_SPLIT_RE.finditer(xml, start, end)]
+    out: list[tuple[int, int, bytes]] = []
+    find = xml.find
+    word = _WORD
+    pos = start
+    while True:
+        i = find(b"<row", pos, end)
+        if i < 0:
+            return out
+        after = i + 4
+        if after < end and xml[after] in word:  # <rowBreaks ...>: not a row
+            pos = after
+            continue
+        j = find(b">", after, end)
+        if j < 0:
+            return out
+        out.append((i, j + 1, xml[after:j]))
+        pos = j + 1
+
+
+class RowScanner:
+    """The cell loop of :func:`read_sheet` over one row's bytes, with ``ctx`` looked up once
+    (also used by a save to hand the rows it wrote to the next read, parsed)."""
 
     def __init__(self, ctx: ValueContext) -> None:
         self.ctx = ctx
@@ -494,11 +526,9 @@ class _RowScanner:
         self.n_shared = len(ctx.shared)
         self.date_by_s = {str(i).encode(): flag for i, flag in enumerate(ctx.date_style)}
 
-    def cells(
-        self, xml: bytes, start: int, end: int
-    ) -> tuple[tuple[CellValue, ...], tuple[int, ...]]:
-        """The values of the cells in ``xml[start:end]`` by 0-based column, and the columns
-        holding a formula."""
+    def cells(self, xml: bytes, start: int, end: int) -> RowEntry:
+        """The values of the cells in ``xml[start:end]`` by 0-based column, the columns
+        holding a formula, and whether the row is closed (see :data:`RowEntry`)."""
         ctx = self.ctx
         shared = self.shared
         n_shared = self.n_shared
@@ -507,6 +537,7 @@ class _RowScanner:
         col = -1
         values: list[CellValue] = []
         formula_cols: list[int] = []
+        closed = True
         for m in SCAN_RE.finditer(xml, start, end):
             rattrs, letters, s, t, rest, v, inline, body = m.groups()
             if rattrs is not None:  # cannot happen: the row ends where the next one starts
@@ -536,14 +567,21 @@ class _RowScanner:
                     except ValueError:
                         val = decode_text(v) or None
                     else:
-                        if s is not None and date_by_s.get(s):
-                            val = DateSerial(val)
+                        if s is not None:
+                            flag = date_by_s.get(s)
+                            if flag:
+                                val = DateSerial(val)
+                            elif flag is None:
+                                closed = False
                 elif t == b"s":
                     try:
                         i = int(v)
                     except ValueError:
                         continue
-                    val = shared[i] or None if 0 <= i < n_shared else None
+                    if 0 <= i < n_shared:
+                        val = shared[i] or None
+                    else:
+                        val, closed = None, False
                 else:
                     attrs = {b"t": t} if s is None else {b"t": t, b"s": s}
                     val = cell_value(attrs, b"<v>" + v + b"</v>", ctx)
@@ -562,6 +600,10 @@ class _RowScanner:
                     attrs[b"t"] = t
                 if s is not None:
                     attrs[b"s"] = s
+                    if t in (None, b"n") and s not in date_by_s:
+                        closed = False
+                if t == b"s":
+                    closed = False
                 val = cell_value(attrs, body, ctx)
             if val is None:
                 continue
@@ -573,7 +615,7 @@ class _RowScanner:
                 values.append(val)
             elif col >= 0:
                 values[col] = val
-        return tuple(values), tuple(formula_cols)
+        return tuple(values), tuple(formula_cols), closed
 
 
 def rel_target(source_part: str, target: str) -> str:

@@ -18,6 +18,7 @@ The file is the system of record and staff may have it open, so the bridge:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import os
@@ -267,15 +268,19 @@ class LocalWorkbook:
             date1904=pkg.date1904,
         )
         del shared_xml, styles_xml
-        if (
-            last is not None
-            and last.key == key
-            and last.ctx.date1904 == ctx.date1904
-            and list(last.ctx.date_style) == list(ctx.date_style)
-            and list(last.ctx.shared) == list(ctx.shared)
-        ):
-            last.parts_digest = digest
-            return last  # the same values, written differently: every kept row still holds
+        if last is not None and last.key == key:
+            fit = _context_fit(last.ctx, ctx)
+            if fit == "equal":
+                last.parts_digest = digest
+                return last  # the same values, written differently: every kept row holds
+            if fit == "extends":
+                last.parts_digest = digest
+                last.ctx = ctx
+                last.rows = {
+                    part: {k: e for k, e in rows.items() if e[2]} for part, rows in last.rows.items()
+                }
+                last.referrals = None
+                return last  # strings or styles appended: the closed rows still hold
         return _ReadMemo(key=key, parts_digest=digest, ctx=ctx)
 
     def _read_values(
@@ -371,14 +376,24 @@ class LocalWorkbook:
             )
         pkg = self._open(data)
         edit = PackageEdit(pkg)
+        handed: _Handed | None = None
         if plan.cell_writes or plan.header_writes:
-            self._patch_referrals(pkg, edit, plan, columns, report)
+            handed = self._patch_referrals(pkg, edit, plan, columns, report)
         for content in plan.tab_contents:
             self._write_tab(pkg, edit, content, report)
         if not edit.changed:
             return report
         self._save(edit, version)
         report.saved = True
+        if handed is not None:
+            part, ctx, rows = handed
+            if pkg.styles_part is not None and pkg.actual(pkg.styles_part) in edit.changes:
+                ctx = ox.ValueContext(
+                    shared=ctx.shared,
+                    date_style=ox.date_styles(edit.get(pkg.styles_part)),
+                    date1904=ctx.date1904,
+                )
+            _hand_over((str(self.path.resolve()), self.referrals_tab), part, ctx, rows)
         return report
 
     def _patch_referrals(
@@ -388,11 +403,13 @@ class LocalWorkbook:
         plan: Plan,
         columns: Mapping[str, int],
         report: ApplyReport,
-    ) -> None:
+    ) -> _Handed | None:
+        """Patch the Referrals rows the plan writes; return what :func:`_hand_over` needs to
+        give the next read those rows parsed (None when nothing was patched)."""
         sheet = pkg.find_sheet(self.referrals_tab)
         if sheet is None:
             report.skipped.extend((w, "the Referrals tab is missing") for w in plan.cell_writes)
-            return
+            return None
         xml = pkg.read(sheet.part) or b""
         ctx = self._context(pkg)
         rows, data_span = oxr.index_rows(xml)
@@ -483,9 +500,12 @@ class LocalWorkbook:
             report.applied.append(w)
 
         if not new_cells:
-            return
+            return None
         edits: list[tuple[int, int, bytes]] = []
         max_col = max(c for cols in new_cells.values() for c in cols)
+        starts = sorted(r.start for r in rows.values())
+        sheet_end = data_span.inner_end if data_span is not None else None
+        handed: list[tuple[bytes, bytes]] = []
         for row_no, cols in new_cells.items():
             span = rows.get(row_no)
             if span is not None:
@@ -493,6 +513,10 @@ class LocalWorkbook:
                     span, source.cells(row_no), cols, max_col, row_lines.get(row_no)
                 )
                 edits.append((span.start, span.end, rebuilt))
+                k = bisect.bisect_right(starts, span.start)
+                stop = starts[k] if k < len(starts) else sheet_end
+                if stop is not None and stop >= span.end:
+                    handed.append((rebuilt, xml[span.end : stop]))
                 continue
             # Only row 1 (headers) can be missing here: insert it before the first row.
             row_xml = oxr.new_row(prefix, row_no, cols)
@@ -520,6 +544,9 @@ class LocalWorkbook:
         edit.put(sheet.part, oxr.splice(xml, edits))
         if formula_hit:
             edit.drop_calc_chain()
+        if any(start == end for start, end, _ in edits if start >= (data_span.start if data_span else 0)):
+            handed = []  # a row was inserted: the rows after it are read afresh (rare: row 1)
+        return sheet.part, ctx, handed
 
     @staticmethod
     def _column_style(edit: PackageEdit, header: str) -> bytes | None:
@@ -590,6 +617,55 @@ class LocalWorkbook:
             refuse_if_open(self.path)
 
         replace_file(self.path, edit.write_zip, check=still_ours, step=self.step)
+
+
+_Handed = tuple[str, ox.ValueContext, list[tuple[bytes, bytes]]]
+
+
+def _context_fit(old: ox.ValueContext, new: ox.ValueContext) -> str:
+    """"equal" when ``new`` reads every cell as ``old`` does, "extends" when it only appends
+    shared strings or styles (so a closed row reads the same), else "differs"."""
+    if old.date1904 != new.date1904:
+        return "differs"
+    old_s, new_s = list(old.shared), list(new.shared)
+    old_d, new_d = list(old.date_style), list(new.date_style)
+    if old_s == new_s and old_d == new_d:
+        return "equal"
+    if new_s[: len(old_s)] == old_s and new_d[: len(old_d)] == old_d:
+        return "extends"
+    return "differs"
+
+
+def _hand_over(
+    path_key: tuple[str, str], part: str, ctx: ox.ValueContext, rows: Sequence[tuple[bytes, bytes]]
+) -> None:
+    """After a save, give the next read the rows this save rewrote, already parsed.
+
+    ``rows`` are (row XML as written, the bytes that follow it up to the next row): exactly
+    the bytes the next read will digest, parsed with the written file's context, so the cycle
+    after a first sync (every row rewritten) parses none of them again.
+    """
+    global _read_memo
+    memo = _read_memo
+    if memo is None or memo.key != path_key:
+        return
+    fit = _context_fit(memo.ctx, ctx)
+    if fit == "differs":
+        _read_memo = None
+        return
+    if fit == "extends":
+        memo.rows = {p: {k: e for k, e in r.items() if e[2]} for p, r in memo.rows.items()}
+        memo.referrals = None
+    memo.ctx = ctx
+    memo.parts_digest = b""  # the next read compares the context value by value
+    kept = memo.rows.setdefault(part, {})
+    scan = ox.RowScanner(ctx)
+    for row_xml, tail in rows:
+        m = ox.ROW_START_RE.match(row_xml)
+        if m is None or m.group(3):
+            continue
+        segment = row_xml[m.end() :] + tail
+        kept[ox.row_digest(memoryview(segment))] = scan.cells(segment, 0, len(segment))
 
 
 def _same_row(
