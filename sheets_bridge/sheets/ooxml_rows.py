@@ -552,25 +552,40 @@ def generate_sheet(
         parts.append("</cols>")
     parts.append("<sheetData>")
     letters = [col_letters(c) for c in range(n_cols)]
-    looks: dict[CellLook, str] = {}
+    # By plain tuples, not CellLook: a frozen dataclass costs a microsecond to build and to
+    # hash, and a Follow-ups tab has tens of thousands of cells drawn with a handful of looks.
+    looks: dict[tuple[bool, str | None, str | None, bool], str] = {}
 
-    def s_attr(look: CellLook) -> str:
-        found = looks.get(look)
+    def s_attr(bold: bool, number_format: str | None, align: str | None, wrap: bool) -> str:
+        key = (bold, number_format, align, wrap)
+        found = looks.get(key)
         if found is None:
-            index = style(look)
-            found = looks[look] = f' s="{index}"' if index is not None else ""
+            index = style(
+                CellLook(bold=bold, number_format=number_format, align=align, wrap=wrap)
+            )
+            found = looks[key] = f' s="{index}"' if index is not None else ""
         return found
+
+    bold_by_row: dict[int, set[int]] = {}
+    for br, bc in bold_cells:
+        bold_by_row.setdefault(br, set()).add(bc)
+    right_by_row: dict[int, set[int]] = {}
+    for rr, rc in right:
+        right_by_row.setdefault(rr, set()).add(rc)
+    no_cols: set[int] = set()
 
     for r, row in enumerate(rows):
         if not any(v is not None for v in row):
             continue
         num = r + 1
         heading = r in headings
+        bold_here = bold_by_row.get(r, no_cols)
+        right_here = right_by_row.get(r, no_cols)
         lines = _row_lines(
             row,
             widths,
             heading=heading,
-            bold={c for c in range(len(row)) if (r, c) in bold_cells},
+            bold={c for c in bold_here if c < len(row)},
             wrapped=wrapped,
         )
         if lines > 1:
@@ -582,22 +597,22 @@ def generate_sheet(
             if value is None:
                 continue
             ref = f"{letters[c]}{num}"
-            bold = heading or (r, c) in bold_cells
-            align = "right" if (r, c) in right else None
+            bold = heading or c in bold_here
+            align = "right" if c in right_here else None
             if isinstance(value, bool):
-                s = s_attr(CellLook(bold=bold, align=align))
+                s = s_attr(bold, None, align, False)
                 parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
             elif isinstance(value, datetime | date):
-                look = CellLook(bold=bold, number_format=value_format(value), align=align)
+                s = s_attr(bold, value_format(value), align, False)
                 serial = to_serial(value, date1904)
-                parts.append(f'<c r="{ref}"{s_attr(look)}><v>{cell_text(serial)}</v></c>')
+                parts.append(f'<c r="{ref}"{s}><v>{cell_text(serial)}</v></c>')
             elif isinstance(value, int | float) and math.isfinite(value):
-                look = CellLook(bold=bold, number_format=value_format(value), align=align)
-                parts.append(f'<c r="{ref}"{s_attr(look)}><v>{cell_text(value)}</v></c>')
+                s = s_attr(bold, value_format(value), align, False)
+                parts.append(f'<c r="{ref}"{s}><v>{cell_text(value)}</v></c>')
             else:
                 text = str(value)[:max_chars]
                 wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
-                s = s_attr(CellLook(bold=bold, align=align, wrap=wrap))
+                s = s_attr(bold, None, align, wrap)
                 parts.append(
                     f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
                     f"{escape_text(text)}</t></is></c>"
