@@ -4,6 +4,11 @@ The file is the system of record and staff may have it open, so the bridge:
 
 - reads the zip directly (no openpyxl: too slow for a sync loop, and it drops charts, shapes and
   extensions when saving) and versions every snapshot by size, mtime and SHA-256 of the bytes;
+- makes a read cost what changed: an unchanged file gives back the last snapshot, and a changed
+  one parses only the rows whose bytes changed (each row's values kept by the digest of its
+  bytes while the shared strings, date styles and date1904 read the same; see ``_ReadMemo``),
+  and a save hands the rows it rewrote to the next read already parsed, so the cycle after a
+  first sync does not parse the whole sheet again;
 - writes by patching only the ``<row>`` elements it changes and the bridge-owned summary sheets,
   copying every other zip member unchanged, so charts, images, pivot tables and extensions that
   staff made survive a sync;
