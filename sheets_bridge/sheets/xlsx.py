@@ -28,6 +28,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 import zipfile
 import zlib
@@ -96,6 +97,16 @@ class _ReadMemo:
 
 
 _read_memo: _ReadMemo | None = None
+#: Guards taking the memo: the digest job may read in another thread, and a memo is mutable,
+#: so a read (or a save handing rows over) takes it whole, and the other finds none.
+_memo_lock = threading.Lock()
+
+
+def _take_memo() -> _ReadMemo | None:
+    global _read_memo
+    with _memo_lock:
+        memo, _read_memo = _read_memo, None
+    return memo
 
 
 class LocalWorkbook:
@@ -254,7 +265,6 @@ class LocalWorkbook:
     def _memo_for(self, pkg: Package, key: tuple[str, str]) -> _ReadMemo:
         """The read memo to use for ``pkg``: the last one when its value context is equal to
         this file's (see :class:`_ReadMemo`), else a fresh one with this file's context."""
-        global _read_memo
         shared_xml = pkg.read(pkg.shared_part)
         styles_xml = pkg.read(pkg.styles_part)
         h = hashlib.blake2b(digest_size=32)
@@ -263,8 +273,7 @@ class LocalWorkbook:
             h.update(part or b"")
         h.update(b"1904" if pkg.date1904 else b"1900")
         digest = h.digest()
-        last = _read_memo
-        _read_memo = None
+        last = _take_memo()
         if last is not None and last.key == key and last.parts_digest == digest:
             return last
         ctx = ox.ValueContext(
@@ -651,12 +660,11 @@ def _hand_over(
     after a first sync (every row rewritten) parses none of them again.
     """
     global _read_memo
-    memo = _read_memo
+    memo = _take_memo()
     if memo is None or memo.key != path_key:
         return
     fit = _context_fit(memo.ctx, ctx)
     if fit == "differs":
-        _read_memo = None
         return
     if fit == "extends":
         memo.rows = {p: {k: e for k, e in r.items() if e[2]} for p, r in memo.rows.items()}
@@ -671,6 +679,7 @@ def _hand_over(
             continue
         segment = row_xml[m.end() :] + tail
         kept[ox.row_digest(memoryview(segment))] = scan.cells(segment, 0, len(segment))
+    _read_memo = memo
 
 
 def _same_row(
