@@ -1,6 +1,6 @@
 """Turning a planned draft into a standard MIME message, refusing anything that could inject.
 
-Built with the standard library's ``email`` package under ``policy.default``, which encodes
+Built for the standard library's ``email`` package under ``policy.default``, which encodes
 non-ASCII display names and subjects (María-José, 张伟) as RFC 2047 words and folds long
 headers. The policy's own newline checks came late and in pieces (CVE-2024-6923,
 CVE-2026-1299), so every header-bound value is checked here first, before any header object
@@ -14,10 +14,12 @@ The draft's key travels in the message twice (R2): a deterministic ``Message-ID`
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
+from email import policy, quoprimime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -101,6 +103,15 @@ def parse_address(value: str, *, field: str) -> Address:
     return Address(display_name=address.display_name, addr_spec=ascii_address)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_address_cached(value: str, field: str) -> Address:
+    """:func:`parse_address`, remembered: the From address is the same in every draft and a
+    referrer's address recurs, and strict parsing plus validation was a third of a first
+    sync's message cost. An ``Address`` is immutable, so sharing one is safe; a refused value
+    raises every time (``lru_cache`` keeps no exceptions)."""
+    return parse_address(value, field=field)
+
+
 def message_id_for(key: str, domain: str) -> str:
     """The deterministic Message-ID of the draft with ``key``: ``<key@domain>``."""
     return f"<{_KEY_UNSAFE.sub('-', key)}@{domain}>"
@@ -152,10 +163,113 @@ def build_message(
         raise ValueError("now must be an aware datetime")
     if "\0" in draft.text or "\0" in draft.html:
         raise ValueError("the draft body contains a NUL character")
-    to = parse_address(draft.to, field="To")
-    sender = parse_address(from_addr, field="From")
+    to = _parse_address_cached(draft.to, "To")
+    sender = _parse_address_cached(from_addr, "From")
     sender = Address(display_name=" ".join(from_name.split()), addr_spec=sender.addr_spec)
+    if image is not None:
+        return _build_with_email_package(draft, sender, to, now, domain, image)
 
+    message = EmailMessage(policy=policy.default)
+    for name, value in _top_headers(draft, sender, to, now, domain):
+        folded = _folded(name, value)
+        if folded is not None:
+            message.set_raw(name, folded)
+        else:
+            message[name] = value  # a fold that starts on the next line: the slow, exact way
+    message.set_raw("MIME-Version", "1.0")
+    message.set_raw(
+        "Content-Type", f'multipart/alternative;\r\n boundary="{_boundary_for(draft.key)}"'
+    )
+    message.set_payload(
+        [_text_part("plain", draft.text, ()), _text_part("html", draft.html, _MIME_VERSION)]
+    )
+    return message
+
+
+def _top_headers(
+    draft: DraftRequest, sender: Address, to: Address, now: datetime, domain: str
+) -> list[tuple[str, str]]:
+    """The top-level headers in today's order, as the text each header object would hold."""
+    headers = [
+        ("From", str(sender)),
+        ("To", str(to)),
+        ("Subject", draft.subject),
+        ("Date", format_datetime(now)),
+        ("Message-ID", message_id_for(draft.key, domain)),
+        (KEY_HEADER, draft.key),
+    ]
+    if draft.facets:
+        headers.append((FOR_HEADER, " ".join(draft.facets)))
+    return headers
+
+
+#: A header value the standard folder writes back unchanged: printable ASCII words separated by
+#: single spaces, no encoded-word opener. Anything else (a non-ASCII name, a long subject) is
+#: folded by the email package itself, so its encoded words and line breaks are its own.
+_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
+_MAX_LINE: int = policy.SMTP.max_line_length or 78
+_MIME_VERSION = (("MIME-Version", "1.0"),)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folded(name: str, value: str) -> str | None:
+    """``value`` as it is written after ``name: ``, folded to RFC 5322 lines (CRLF + space).
+
+    Why not ``message[name] = value``: that parses every value into a header object and the
+    generator refolds it through the full header parser, which was most of a first sync's
+    message cost (issue 13). A plain short value is written as it is, which is exactly what
+    that parser would write; any other is folded by the very same parser once, here (cached:
+    the From line and the Subjects of one kind repeat). ``set_raw`` keeps the folded text,
+    the generator's fast path writes it back unchanged, and reading a header (``msg["To"]``)
+    still parses it to the same header object as before. ``None`` when the fold does not
+    start with ``name: `` (an empty value, or a first word too long for the name's line),
+    which the generator's fast path cannot write: such a header is assigned as before.
+    """
+    if "=?" not in value and len(name) + 2 + len(value) <= _MAX_LINE and _PLAIN.fullmatch(value):
+        return value
+    folded = policy.SMTP.header_factory(name, value).fold(policy=policy.SMTP)
+    prefix = name + ": "
+    if not folded.startswith(prefix):
+        return None
+    return folded[len(prefix) :].removesuffix("\r\n")
+
+
+def _boundary_for(key: str) -> str:
+    """A deterministic multipart boundary that cannot occur in a quoted-printable body.
+
+    Quoted-printable writes ``=`` only as ``=3D`` or as a soft line break at a line's end, so
+    ``=_`` never appears in an encoded part: the generator's search of the bodies for a free
+    boundary (a random one today) is not needed. Same length as the generator's own.
+    """
+    return "=_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:34]
+
+
+def _text_part(subtype: str, body: str, extra: tuple[tuple[str, str], ...]) -> EmailMessage:
+    """One ``text/<subtype>`` part, UTF-8, quoted-printable, as ``set_content`` makes it."""
+    part = EmailMessage(policy=policy.default)
+    part.set_raw("Content-Type", f'text/{subtype}; charset="utf-8"')
+    part.set_raw("Content-Transfer-Encoding", "quoted-printable")
+    for name, value in extra:
+        part.set_raw(name, value)
+    part.set_payload(_quoted_printable(body))
+    return part
+
+
+def _quoted_printable(body: str) -> str:
+    """The body encoded exactly as ``set_content(..., cte="quoted-printable")`` encodes it."""
+    lines = body.encode("utf-8").splitlines()
+    return quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _MAX_LINE)
+
+
+def _build_with_email_package(
+    draft: DraftRequest,
+    sender: Address,
+    to: Address,
+    now: datetime,
+    domain: str,
+    image: InlineImage,
+) -> EmailMessage:
+    """The digest's shape (HTML with an inline picture), built by the email package itself."""
     message = EmailMessage(policy=policy.default)
     message["From"] = sender
     message["To"] = to
@@ -167,14 +281,13 @@ def build_message(
         message[FOR_HEADER] = " ".join(draft.facets)
     message.set_content(draft.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(draft.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    if image is not None:
-        html_part = list(message.iter_parts())[1]
-        html_part.add_related(
-            image.data,
-            maintype="image",
-            subtype=image.subtype,
-            cid=f"<{image.cid}>",
-            disposition="inline",
-            filename=image.filename,
-        )
+    html_part = list(message.iter_parts())[1]
+    html_part.add_related(
+        image.data,
+        maintype="image",
+        subtype=image.subtype,
+        cid=f"<{image.cid}>",
+        disposition="inline",
+        filename=image.filename,
+    )
     return message
