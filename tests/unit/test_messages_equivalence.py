@@ -31,6 +31,7 @@ from sheets_bridge.messages import (
     build_message,
     message_id_for,
     parse_address,
+    smtp_bytes,
 )
 from sheets_bridge.model import DraftRequest
 
@@ -146,6 +147,11 @@ def test_fast_builder_writes_what_the_email_package_wrote(case: tuple[DraftReque
         old_bytes, new_bytes = serialised(old, use), serialised(new, use)
         assert new_bytes == old_bytes
         assert read_back(new_bytes) == read_back(old_bytes)
+    written = smtp_bytes(new)
+    assert written == new.as_bytes(policy=policy.SMTP)
+    assert written.replace(new.get_boundary().encode(), b"BOUNDARY") == serialised(
+        old, policy.SMTP
+    )
     # In memory, the new message reads as a mail client reads the old one's bytes (the old
     # header objects kept a literal "=?...?=" or a double space in a name as typed, though
     # they wrote the same bytes as the new message); runs of white space aside.
@@ -180,3 +186,16 @@ def test_the_boundary_is_deterministic_and_absent_from_the_bodies() -> None:
     parts = first.as_bytes(policy=policy.SMTP).split(b"--" + boundary.encode())
     assert len(parts) == 4  # preamble, plain, html, closing
     assert read_back(first.as_bytes(policy=policy.SMTP))[1][0][1].replace("\r\n", "\n") == body + "\n"
+
+
+def test_a_message_changed_after_building_is_written_by_the_email_package() -> None:
+    draft = DraftRequest("R-00001.ack.2026", "R-00001", "ack", "an@clinic.example", "Hi",
+                         "text\n", "<p>html</p>\n", ())
+    message = build_message(draft, from_addr="owner@riverside.example", from_name="P", now=NOW,
+                            domain=DOMAIN)
+    message["X-Unsent"] = "1"
+    message.get_body(("plain",)).set_payload("changed\n")
+    assert smtp_bytes(message) == message.as_bytes(policy=policy.SMTP)
+    assert b"X-Unsent: 1" in smtp_bytes(message) and b"changed" in smtp_bytes(message)
+    message.replace_header("Content-Type", 'multipart/alternative; boundary="other"')
+    assert smtp_bytes(message) == message.as_bytes(policy=policy.SMTP)
