@@ -87,20 +87,35 @@ _DIGITS = re.compile(r"\d")
 _DECIMAL_ZEROS = re.compile(r"\.0+$")
 
 
-_keyed: tuple[bytes, hmac.HMAC] | None = None
+_keyed: tuple[bytes, hmac.HMAC, dict[str, str]] | None = None
+#: How many facets :func:`_mac` remembers per secret before it starts afresh.
+_MAC_MEMO_SIZE = 200_000
 
 
 def _mac(secret: bytes, kind: str, text: str) -> str:
     # HMAC-BLAKE2b, as ``hmac.new(secret, msg, hashlib.blake2b)``; the keyed state (the padded
     # key already hashed in) is made once per secret and copied per message, which is the same
     # computation without redoing the key schedule for each of the ~6 facets of every row.
+    # Facets repeat across rows (first names, last names, days received): each distinct one is
+    # computed once per secret and the one string shared by every row that has it (issue 13:
+    # a first sync's ~6 facets per row). The memo lives in this process only, beside the
+    # snapshot that holds the same names, and is dropped when the secret changes.
     global _keyed
     keyed = _keyed
     if keyed is None or keyed[0] != secret:
-        keyed = _keyed = (secret, hmac.new(secret, digestmod=hashlib.blake2b))
+        keyed = _keyed = (secret, hmac.new(secret, digestmod=hashlib.blake2b), {})
+    message = f"{kind}:{text}"
+    memo = keyed[2]
+    found = memo.get(message)
+    if found is not None:
+        return found
     digest = keyed[1].copy()
-    digest.update(f"{kind}:{text}".encode("utf-8", "surrogatepass"))
-    return kind + digest.hexdigest()[:20]
+    digest.update(message.encode("utf-8", "surrogatepass"))
+    found = kind + digest.hexdigest()[:20]
+    if len(memo) >= _MAC_MEMO_SIZE:
+        memo.clear()
+    memo[message] = found
+    return found
 
 
 #: Facets that recognise a patient on their own: the email, the phone, the names with the day.

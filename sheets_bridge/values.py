@@ -99,6 +99,8 @@ def cell_text(value: CellValue) -> str:
     """
     if value is None:
         return ""
+    if value.__class__ is str:  # most cells: one identity check before the isinstance chain
+        return value
     if isinstance(value, str):
         return value
     if isinstance(value, bool):

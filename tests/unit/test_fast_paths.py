@@ -48,3 +48,21 @@ CELLS = st.one_of(
        st.dictionaries(st.text(min_size=1, max_size=3), st.integers(0, 14), max_size=8))
 def test_row_fingerprint_is_unchanged(values: tuple[object, ...], cols: dict[str, int]) -> None:
     assert row_fingerprint(values, cols) == reference_fingerprint(values, cols)  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([b"s1", b"s2"]), st.sampled_from("epnfld"),
+                          st.sampled_from(["ana", "ana", "zoë", "2026-03-01", ""])),
+                max_size=20))
+def test_facet_digests_are_plain_hmac_whatever_the_memo_holds(
+    calls: list[tuple[bytes, str, str]],
+) -> None:
+    """The memo of repeated facets gives what HMAC-BLAKE2b of the facet gives, secret by secret
+    (a changed secret must never be answered from another secret's memo)."""
+    import hmac
+
+    from sheets_bridge.identity import _mac
+
+    for secret, kind, text in calls:
+        expected = hmac.new(secret, f"{kind}:{text}".encode(), hashlib.blake2b).hexdigest()[:20]
+        assert _mac(secret, kind, text) == kind + expected
