@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -187,7 +187,7 @@ def run_cycle(
                 for w in plan.cell_writes
                 if w.column == "Referral ID"
             }
-            report.drafts_made = outbox.make(outgoing(result, config, now), now)
+            report.drafts_made = outbox.make_all(outgoing(result, config, now), now)
             _step(hook, "drafts")
             drafts_done = True
             continue  # plan again so the Emails column shows what was just drafted
@@ -250,13 +250,13 @@ def check_clock(state: StateStore, now: datetime, config: BridgeConfig, *, force
     )
 
 
-def outgoing(result: PlanResult, config: BridgeConfig, now: datetime) -> list[Outgoing]:
-    """The plan's drafts as messages for the outbox; one refused by the message builder (an
-    address it cannot use) is left out and logged by Referral ID and kind only."""
+def outgoing(result: PlanResult, config: BridgeConfig, now: datetime) -> Iterator[Outgoing]:
+    """The plan's drafts as messages for the outbox, each built when the outbox takes it (a
+    batch at a time: a first sync never holds all its messages); one refused by the message
+    builder (an address it cannot use) is left out and logged by Referral ID and kind only."""
     practice = config.practice
     domain = practice.owner_email.rpartition("@")[2] or "sheets-bridge.invalid"
     by_id = {r.referral_id: r for r in result.referrals}
-    out: list[Outgoing] = []
     for draft in result.plan.drafts:
         try:
             message = build_message(
@@ -269,8 +269,7 @@ def outgoing(result: PlanResult, config: BridgeConfig, now: datetime) -> list[Ou
         parsed = DraftKey.parse(draft.key)
         referral = by_id.get(draft.referral_id)
         who = (parsed.referrer if parsed else "") or (referrer_key(referral) if referral else "")
-        out.append(Outgoing(draft.key, draft.referral_id, draft.kind, message, who, draft.facets))
-    return out
+        yield Outgoing(draft.key, draft.referral_id, draft.kind, message, who, draft.facets)
 
 
 def _fill_counts(report: CycleReport, result: PlanResult) -> None:

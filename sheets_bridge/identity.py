@@ -58,12 +58,14 @@ def row_fingerprint(values: tuple[CellValue, ...], staff_cols: Mapping[str, int]
     ``staff_cols`` maps each staff header to its 0-based column; bridge cells are left out, so a
     write that lands in a bridge cell never changes the row's fingerprint.
     """
-    digest = hashlib.blake2b(digest_size=8)
-    for col in sorted(staff_cols.values()):
-        value = values[col] if col < len(values) else None
-        digest.update(cell_text(value).encode("utf-8", "surrogatepass"))
-        digest.update(b"\x1f")
-    return digest.hexdigest()
+    # One update of the joined cells, each followed by the separator: the same bytes, so the
+    # same digest, as one update per cell and separator (a third of the calls).
+    width = len(values)
+    joined = "".join(
+        [cell_text(values[col] if col < width else None) + "\x1f"
+         for col in sorted(staff_cols.values())]
+    )
+    return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def identity_from_cells(first: CellValue, last: CellValue, received: CellValue) -> str:
@@ -82,22 +84,38 @@ def row_identity(row: SheetRow, staff_cols: Mapping[str, int]) -> str:
 
 
 _DIGITS = re.compile(r"\d")
+_DECIMAL_ZEROS = re.compile(r"\.0+$")
 
 
-_keyed: tuple[bytes, hmac.HMAC] | None = None
+_keyed: tuple[bytes, hmac.HMAC, dict[str, str]] | None = None
+#: How many facets :func:`_mac` remembers per secret before it starts afresh.
+_MAC_MEMO_SIZE = 200_000
 
 
 def _mac(secret: bytes, kind: str, text: str) -> str:
     # HMAC-BLAKE2b, as ``hmac.new(secret, msg, hashlib.blake2b)``; the keyed state (the padded
     # key already hashed in) is made once per secret and copied per message, which is the same
     # computation without redoing the key schedule for each of the ~6 facets of every row.
+    # Facets repeat across rows (first names, last names, days received): each distinct one is
+    # computed once per secret and the one string shared by every row that has it (issue 13:
+    # a first sync's ~6 facets per row). The memo lives in this process only, beside the
+    # snapshot that holds the same names, and is dropped when the secret changes.
     global _keyed
     keyed = _keyed
     if keyed is None or keyed[0] != secret:
-        keyed = _keyed = (secret, hmac.new(secret, digestmod=hashlib.blake2b))
+        keyed = _keyed = (secret, hmac.new(secret, digestmod=hashlib.blake2b), {})
+    message = f"{kind}:{text}"
+    memo = keyed[2]
+    found = memo.get(message)
+    if found is not None:
+        return found
     digest = keyed[1].copy()
-    digest.update(f"{kind}:{text}".encode("utf-8", "surrogatepass"))
-    return kind + digest.hexdigest()[:20]
+    digest.update(message.encode("utf-8", "surrogatepass"))
+    found = kind + digest.hexdigest()[:20]
+    if len(memo) >= _MAC_MEMO_SIZE:
+        memo.clear()
+    memo[message] = found
+    return found
 
 
 #: Facets that recognise a patient on their own: the email, the phone, the names with the day.
@@ -121,7 +139,7 @@ def row_facets(row: SheetRow, staff_cols: Mapping[str, int], secret: bytes) -> t
     email = text("Patient Email")
     if "@" in email:
         out.append(_mac(secret, "e", email))
-    digits = "".join(_DIGITS.findall(re.sub(r"\.0+$", "", text("Patient Phone"))))
+    digits = "".join(_DIGITS.findall(_DECIMAL_ZEROS.sub("", text("Patient Phone"))))
     if len(digits) >= 7:
         out.append(_mac(secret, "p", digits[-10:]))
     first, last = _words(text("Patient First Name")), _words(text("Patient Last Name"))

@@ -26,8 +26,9 @@ The clock is always passed in.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -39,12 +40,17 @@ from sheets_bridge.state import StateStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORGET_AFTER_MISSES", "RECHECK_AFTER", "Outbox", "Outgoing", "SendOutcome"]
+__all__ = ["BATCH_SIZE", "FORGET_AFTER_MISSES", "RECHECK_AFTER", "Outbox", "Outgoing", "SendOutcome"]
 
 #: How long to wait before looking again for a draft a lagging search did not find.
 RECHECK_AFTER = timedelta(minutes=10)
 #: How many looks that find nothing before a key is given up (and may be drafted again).
 FORGET_AFTER_MISSES = 3
+
+#: How many drafts one :meth:`Outbox.make_all` batch journals, creates, syncs and confirms:
+#: few enough that a first sync holds a bounded number of messages, enough that the two
+#: transactions and the folder sync per batch stay a small share of the work.
+BATCH_SIZE = 100
 
 StepHook = Callable[[str], None]
 
@@ -135,6 +141,29 @@ class Outbox:
         return refs[:1]
 
     # -- making ---------------------------------------------------------------------------
+    def make_all(
+        self, items: Iterable[Outgoing], now: datetime, *, batch_size: int = BATCH_SIZE
+    ) -> list[str]:
+        """:meth:`make` for ``items`` taken ``batch_size`` at a time, so a first sync that drafts
+        hundreds never holds all their messages at once (``items`` may be a generator that
+        builds each message when it is taken).
+
+        Each batch is a whole :meth:`make` (journal, create, one folder sync, confirm): a draft
+        is still confirmed only after it is durable. After a batch in which a create failed, no
+        more are taken: those messages were never journalled, so they are planned again next
+        cycle, exactly as the untried keys of a failed batch are.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        made: list[str] = []
+        iterator = iter(items)
+        while batch := list(itertools.islice(iterator, batch_size)):
+            done, failed = self._make(batch, now)
+            made.extend(done)
+            if failed:
+                break
+        return made
+
     def make(self, items: Sequence[Outgoing], now: datetime) -> list[str]:
         """Journal every key (one transaction), create each draft, confirm them (one more).
 
@@ -143,8 +172,12 @@ class Outbox:
         pending (its outcome is unknown: settled at the next start); the keys not yet tried
         when a create fails are given back at once, to be planned again.
         """
+        return self._make(items, now)[0]
+
+    def _make(self, items: Sequence[Outgoing], now: datetime) -> tuple[list[str], bool]:
+        """:meth:`make`, also saying whether the batch fell short (a create or the sync failed)."""
         if not items:
-            return []
+            return [], False
         before = {item.key: self.state.draft(item.key) for item in items}
         self.state.drafts_pending(
             ((i.key, i.referral_id, i.kind, i.referrer_key, i.facets) for i in items), now
@@ -186,7 +219,7 @@ class Outbox:
             for key in untried:
                 self.state.draft_forget(key, now)
         self._step("draft-confirmed")
-        return [key for key, _ in made] if durable else []
+        return ([key for key, _ in made] if durable else []), failed or not durable
 
     def _create(self, item: Outgoing, *, retried: bool) -> str:
         if retried:

@@ -39,7 +39,7 @@ _EDITED_ID = (
 CarriedIds = Mapping[tuple[int, str, str], str]
 
 
-@dataclass
+@dataclass(slots=True)
 class RowWork:
     """Working data for one non-empty row while the plan is made."""
 
@@ -61,7 +61,7 @@ class RowWork:
         return (self.sheet.number, self.current_id, self.fingerprint)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Digests:
     """A row's identity, staff fingerprint and facets: pure functions of its cells."""
 

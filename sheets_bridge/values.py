@@ -99,6 +99,8 @@ def cell_text(value: CellValue) -> str:
     """
     if value is None:
         return ""
+    if value.__class__ is str:  # most cells: one identity check before the isinstance chain
+        return value
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -409,6 +411,10 @@ def comparison_key(s: str) -> str:
     "María-José" typed on a Mac (decomposed accents) and on Windows (composed) must be the same
     referrer; "O'BRIEN" and "O'Brien" too. The key is for comparing only, never for display.
     """
+    if s.isascii():
+        # The same key, cheaper: ASCII is already NFC, folds as lower() does, and holds no
+        # zero-width characters (most cells of most sheets: names, emails, dates as typed).
+        return " ".join(s.lower().split())
     folded = unicodedata.normalize("NFC", s).casefold().translate(_ZERO_WIDTH_TABLE)
     return " ".join(unicodedata.normalize("NFC", folded).split())
 

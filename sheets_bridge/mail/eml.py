@@ -33,6 +33,7 @@ from typing import ClassVar
 from sheets_bridge.errors import BackendError
 from sheets_bridge.files import fsync_dir
 from sheets_bridge.mail import cannot_send
+from sheets_bridge.messages import smtp_bytes
 
 __all__ = ["EmlFolderDrafter"]
 
@@ -207,7 +208,7 @@ class EmlFolderDrafter:
 
         The header is added to the bytes rather than to ``message``, which the caller owns.
         """
-        data = message.as_bytes(policy=policy.SMTP)
+        data = smtp_bytes(message)
         if message.get("X-Unsent") is None:
             data = b"X-Unsent: 1\r\n" + data
         return data

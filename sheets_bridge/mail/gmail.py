@@ -19,7 +19,6 @@ import base64
 import contextlib
 import logging
 from datetime import UTC, datetime
-from email import policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -27,7 +26,7 @@ from typing import Any, ClassVar
 from sheets_bridge.errors import BackendError
 from sheets_bridge.google.credentials import GMAIL_COMPOSE, GMAIL_SEND, load_credentials
 from sheets_bridge.google.transport import GmailHttp, RetryPolicy, UnknownOutcomeError
-from sheets_bridge.messages import KEY_HEADER, message_id_for
+from sheets_bridge.messages import KEY_HEADER, message_id_for, smtp_bytes
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ COUNT_LIMIT = 500
 
 
 def _raw(message: EmailMessage) -> str:
-    return base64.urlsafe_b64encode(message.as_bytes(policy=policy.SMTP)).decode("ascii")
+    return base64.urlsafe_b64encode(smtp_bytes(message)).decode("ascii")
 
 
 class GmailDrafter:

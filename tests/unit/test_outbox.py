@@ -250,3 +250,45 @@ def test_drafts_whose_folder_sync_failed_stay_pending_and_are_found_once(
     Outbox(state, drafter).settle(NOW + timedelta(minutes=2))
     assert [status(state, k) for k in keys] == ["confirmed", "confirmed"]
     assert len(list((tmp_path / "drafts").iterdir())) == 2
+
+
+def test_make_all_takes_batches_and_confirms_each_before_taking_the_next(
+    state: StateStore,
+) -> None:
+    """A first sync's drafts go a batch at a time; each batch is confirmed before the next
+    message is even built, and nothing after a failed batch is taken (issue 13)."""
+    drafter = MemoryDrafter()
+    keys = [f"R-{n:05d}.patient_outreach" for n in range(1, 8)]
+    taken: list[str] = []
+
+    def lazily():  # type: ignore[no-untyped-def]
+        for key in keys:
+            taken.append(key)
+            # every key of an earlier batch is confirmed before this message is built
+            done = (len(taken) - 1) // 3 * 3
+            assert all(status(state, k) == "confirmed" for k in keys[:done])
+            assert status(state, key) == "absent"
+            yield out(key)
+
+    assert Outbox(state, drafter).make_all(lazily(), NOW, batch_size=3) == keys
+    assert sorted(drafter.list_keys()) == sorted(keys)
+
+    class FailingSecond(MemoryDrafter):
+        def create(self, key, message):  # type: ignore[no-untyped-def]
+            if key.startswith("R-00012"):
+                raise BackendError("down", backend="memory", retryable=True)
+            return super().create(key, message)
+
+    later = [f"R-{n:05d}.patient_outreach" for n in range(10, 17)]
+    taken.clear()
+
+    def counted():  # type: ignore[no-untyped-def]
+        for key in later:
+            taken.append(key)
+            yield out(key)
+
+    made = Outbox(state, FailingSecond()).make_all(counted(), NOW, batch_size=2)
+    assert made == later[:2]  # the batch holding the failure confirms nothing it did not make
+    assert taken == later[:4]  # no message after the failed batch was built
+    assert status(state, later[3]) == "forgotten"  # untried in the failed batch: given back
+    assert status(state, later[4]) == "absent"  # never journalled: planned again next cycle
