@@ -71,9 +71,15 @@ def decide_cells(
     assigned: Mapping[str, str],
     *,
     date1904: bool = False,
+    incremental: bool = True,
 ) -> Decisions:
     """Every bridge cell write of the plan. ``late`` holds Attention lines that come after a
-    row's own problems (possible duplicates, then what drafting says), by Referral ID."""
+    row's own problems (possible duplicates, then what drafting says), by Referral ID.
+
+    ``incremental`` takes a row whose decision was quiet in an earlier plan of this process
+    (no write, no notice) as decided then, when everything its decision reads is unchanged
+    (:class:`_QuietRows`); ``False`` decides every row afresh. Both give the same decisions.
+    """
 
     def cell_text(value: CellValue) -> str:
         return bridge_text(value, date1904)
@@ -93,8 +99,35 @@ def decide_cells(
     ledger_lines = emails_column(state, config.tz)
     final_referrals: list[Referral] = []
     adopted: list[tuple[str, str, str]] = []
+    basis = (
+        tuple(sorted(columns.items())), frozenset(layout.blocked_cells), date1904, str(config.tz)
+    )
+    held, earlier = _QUIET_ROWS.current
+    if held != basis or not incremental:
+        earlier = {}
+    kept: dict[str, _QuietRow] = {}
+    written = state.written
     for r, referral in zip(rows, referrals, strict=True):
         rid = r.final_id
+        key: tuple[object, ...] | None = None
+        if not r.blocked and not r.notices:
+            tail_lines = late.get(rid)
+            stored_lines = notices_by_id.get(rid)
+            key = (
+                r.sheet.values, r.sheet.number, r.current_id, r.fingerprint,
+                tuple(tail_lines) if tail_lines else (),
+                tuple(stored_lines) if stored_lines else (),
+                tuple([written.get((rid, name)) for name in _DECIDED_COLUMNS]),
+                rid in assigned or rid not in known_rows,
+                ledger_lines.get(rid),
+            )
+            before = earlier.get(rid)
+            if before is not None and before.referral is referral and before.key == key:
+                kept[rid] = before
+                final_referrals.append(before.final)
+                adopted.extend(before.adopted)
+                continue
+        adopted_from = len(adopted)
         ref = RowRef(r.sheet.number, r.current_id, r.fingerprint, target_id=rid)
         row_writes: list[CellWrite] = []
         tail = late.get(rid)
@@ -184,11 +217,17 @@ def decide_cells(
             elif record is not None and _unconfirmed(current, record):
                 adopted.append((rid, "Bridge Updated", value_hash(current)))
         writes.extend(row_writes)
-        final_referrals.append(
+        final = (
             replace(referral, attention=tuple(notes_now) + referral.attention)
             if notes_now
             else referral
         )
+        final_referrals.append(final)
+        if key is not None and not row_writes and not hand_edits:
+            # Quiet: no write, no notice (so nothing of ``now`` in it), only what the key holds.
+            kept[rid] = _QuietRow(key, referral, final, tuple(adopted[adopted_from:]))
+    if incremental:
+        _QUIET_ROWS.current = (basis, kept)
     return Decisions(
         writes=writes,
         notices=new_notices,
@@ -196,6 +235,46 @@ def decide_cells(
         adopted=adopted,
         stale_restores=stale_restores,
     )
+
+
+#: The bridge columns a row's decision reads the state's record of.
+_DECIDED_COLUMNS = (
+    "Source Tag", "Stage", "Follow-up Due", "Emails", "Attention", "Bridge Updated"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _QuietRow:
+    """A row an earlier plan decided to leave alone, and everything that decision read.
+
+    ``key`` holds the row's cells as read (the bridge cells among them), its number, the ID in
+    it and its fingerprint, the Attention lines added after its own (duplicates, drafting), the
+    notices kept for it, the state's record of each of its bridge cells, whether it has
+    history, and its Emails line from the ledger; ``referral`` is the derived row (compared by
+    identity: the derive memo hands back the same object while its inputs are unchanged). A
+    quiet decision holds no ``now`` (no write, so no Bridge Updated stamp; no notice), so it
+    is the same at any time while the key is.
+    """
+
+    key: tuple[object, ...]
+    referral: Referral
+    final: Referral
+    adopted: tuple[tuple[str, str, str], ...]
+
+
+class _QuietRows:
+    """The quiet rows of the latest plan, by Referral ID (incremental planning).
+
+    (basis, entries) in one attribute, read once and replaced whole, as the derive memo: a plan
+    in another thread sees one or the other, never a mix. ``basis`` is what every row's
+    decision reads alike (the columns, blocked cells, date system and zone).
+    """
+
+    def __init__(self) -> None:
+        self.current: tuple[tuple[object, ...], dict[str, _QuietRow]] = ((), {})
+
+
+_QUIET_ROWS = _QuietRows()
 
 
 def decide(current: str, want: str, record: WrittenRecord | None, *, fresh_row: bool) -> str:
