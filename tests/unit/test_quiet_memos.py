@@ -53,8 +53,8 @@ def test_a_quiet_row_is_reused_and_a_hand_edit_after_it_is_still_put_back(
     assert run_one(config, sheet, FIXED_NOW).outcome == "quiet"
     fast, full = _plans(config, sheet)
     assert fast == full
-    kept = decide_module._QUIET_ROWS.current[1]
-    assert len(kept) == 2  # both rows were decided quiet and are held
+    kept = decide_module._DECIDED_ROWS.current[1]
+    assert len(kept) == 2 and all(e.at is None for e in kept.values())  # quiet, held
     _set(sheet, "Ada", "Stage", "Closed")  # a hand edit of a bridge cell
     fast, full = _plans(config, sheet)
     assert fast == full
