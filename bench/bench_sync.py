@@ -14,6 +14,10 @@ peak are reset):
   editN    the same after N edited rows (``edit100``, ``edit1000``: the per-changed-row fit)
   memory   a quiet cycle on the in-memory sheet built from the same rows: the CPU part of a
            cycle once a read has returned (what a Google cycle costs after its batchGet)
+  daemon   a daemon's hour: 30 consecutive cycles in one process (after the quiet scenario's
+           two), the clock advancing 2 minutes each, nothing edited; the median and the max
+           cycle, and how many were quiet. The other scenarios all run at the same NOW, which
+           flatters whatever is reused at one instant; this one does not
 Beside them, in the same run: ``calamine`` (python-calamine reads the workbook's Referrals
 tab: the fastest reader there is) and ``openpyxl`` (load + save: what a naive bridge does).
 
@@ -39,14 +43,16 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=ZoneInfo("America/New_York"))
-CYCLES = ("first", "quiet", "cold", "edit", "memory")
+CYCLES = ("first", "quiet", "cold", "edit", "memory", "daemon")
+#: The daemon scenario: this many cycles, this far apart.
+DAEMON_CYCLES, DAEMON_STEP = 30, timedelta(minutes=2)
 FLOORS = ("calamine", "openpyxl")
 LARGE = 50_000
 
@@ -142,10 +148,10 @@ def prepare(folder: Path, source: Path, scenario: str) -> tuple[Callable[[], obj
         shutil.copyfile(source, path)
     sheet = LocalWorkbook(path)
 
-    def cycle() -> object:
+    def cycle(now: datetime = NOW) -> object:
         with StateStore(config.state_dir) as state:
             return run_cycle(
-                config, sheet, state, now=NOW, tab_builders=summary_tabs(),
+                config, sheet, state, now=now, tab_builders=summary_tabs(),
                 draft_planner=draft_planner(config),
                 outbox=Outbox(state, open_drafter(config)),
             )
@@ -158,7 +164,7 @@ def prepare(folder: Path, source: Path, scenario: str) -> tuple[Callable[[], obj
         return cycle, path
     if scenario != "first":
         cycle()
-    if scenario == "quiet":
+    if scenario in ("quiet", "daemon"):
         cycle()  # the cycle after the first sync reads what it wrote; a daemon's life is after
     if scenario.startswith("edit"):
         edit_rows(path, int(scenario[4:] or 10))
@@ -221,6 +227,8 @@ def measure(size: int, scenario: str) -> dict[str, object]:
         if scenario in FLOORS:
             return _floor(size, scenario, source, folder)
         cycle, path = prepare(folder, source, scenario)
+        if scenario == "daemon":
+            return _daemon(size, cycle, path)
         before = path.read_bytes()
         _reset_peak()
         start, cpu = time.perf_counter(), time.process_time()
@@ -236,6 +244,27 @@ def measure(size: int, scenario: str) -> dict[str, object]:
         }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _daemon(size: int, cycle: Callable[..., object], path: Path) -> dict[str, object]:
+    """A daemon's hour: ``DAEMON_CYCLES`` cycles, ``DAEMON_STEP`` apart, in this process."""
+    before = path.read_bytes()
+    _reset_peak()
+    walls, cpus, quiet, cells, drafts = [], [], 0, 0, 0
+    for i in range(1, DAEMON_CYCLES + 1):
+        start, cpu = time.perf_counter(), time.process_time()
+        report = cycle(NOW + i * DAEMON_STEP)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+        quiet += getattr(report, "outcome", "") == "quiet"
+        cells += getattr(report, "cells_written", 0)
+        drafts += len(getattr(report, "drafts_made", ()) or ())
+    return {
+        "size": size, "scenario": "daemon", "wall": statistics.median(walls),
+        "cpu": statistics.median(cpus), "cpu_max": max(cpus), "wall_max": max(walls),
+        "quiet": quiet, "cycles": DAEMON_CYCLES, "peak_mb": _peak_mb(), "cells": cells,
+        "drafts": drafts, "unchanged": before == path.read_bytes(),
+    }
 
 
 def _floor(size: int, scenario: str, source: Path, folder: Path) -> dict[str, object]:
@@ -369,6 +398,11 @@ def _print(results: list[dict[str, object]], trees: dict[str, Path], sizes: list
             print(f"{r['tree']:<6} {size:>7} {r['scenario']:<9} {of_key(r, 'cpu'):>7.2f} "
                   f"{of_key(r, 'wall'):>7.2f} {of_key(r, 'peak_mb'):>8.0f} {cells:>6} "
                   f"{drafts:>6} {same:>4} {ratio_c:>9} {ratio_o:>9}")
+    for r in results:
+        if r["scenario"] == "daemon":
+            print(f"{r['tree']}: daemon at {r['size']:,} rows: {r['cycles']} cycles "
+                  f"{DAEMON_STEP.seconds // 60} min apart, median {of_key(r, 'cpu'):.2f} s cpu, "
+                  f"max {of_key(r, 'cpu_max'):.2f} s cpu, {r['quiet']} quiet")
     for name in trees:
         first = [(float(s), of(by[(name, s, "first")])) for s in sizes if (name, s, "first") in by]
         if len(first) >= 2:

@@ -71,9 +71,16 @@ def decide_cells(
     assigned: Mapping[str, str],
     *,
     date1904: bool = False,
+    incremental: bool = True,
 ) -> Decisions:
     """Every bridge cell write of the plan. ``late`` holds Attention lines that come after a
-    row's own problems (possible duplicates, then what drafting says), by Referral ID."""
+    row's own problems (possible duplicates, then what drafting says), by Referral ID.
+
+    ``incremental`` takes a row as an earlier plan of this process decided it when everything
+    its decision reads is unchanged (:class:`_DecidedRows`): a quiet decision (no write, no
+    notice) at any ``now``, any other at the same ``now`` only (the second plan of a cycle that
+    drafts); ``False`` decides every row afresh. Both give the same decisions.
+    """
 
     def cell_text(value: CellValue) -> str:
         return bridge_text(value, date1904)
@@ -93,8 +100,43 @@ def decide_cells(
     ledger_lines = emails_column(state, config.tz)
     final_referrals: list[Referral] = []
     adopted: list[tuple[str, str, str]] = []
+    basis = (
+        tuple(sorted(columns.items())), frozenset(layout.blocked_cells), date1904, str(config.tz)
+    )
+    held, earlier = _DECIDED_ROWS.current
+    if held != basis or not incremental:
+        earlier = {}
+    kept: dict[str, _DecidedRow] = {}
+    written = state.written
     for r, referral in zip(rows, referrals, strict=True):
         rid = r.final_id
+        key: tuple[object, ...] | None = None
+        if not r.blocked:
+            tail_lines = late.get(rid)
+            stored_lines = notices_by_id.get(rid)
+            key = (
+                r.sheet.values, r.sheet.number, r.current_id, r.fingerprint, tuple(r.notices),
+                tuple(tail_lines) if tail_lines else (),
+                tuple(stored_lines) if stored_lines else (),
+                tuple([written.get((rid, name)) for name in _DECIDED_COLUMNS]),
+                rid in assigned or rid not in known_rows,
+                ledger_lines.get(rid),
+            )
+            before = earlier.get(rid)
+            if (
+                before is not None
+                and before.referral is referral
+                and (before.at is None or before.at == now)
+                and before.key == key
+            ):
+                kept[rid] = before
+                final_referrals.append(before.final)
+                adopted.extend(before.adopted)
+                writes.extend(before.writes)
+                new_notices.extend(before.notices)
+                stale_restores += before.stale
+                continue
+        adopted_from, notices_from, stale_from = len(adopted), len(new_notices), stale_restores
         ref = RowRef(r.sheet.number, r.current_id, r.fingerprint, target_id=rid)
         row_writes: list[CellWrite] = []
         tail = late.get(rid)
@@ -184,11 +226,22 @@ def decide_cells(
             elif record is not None and _unconfirmed(current, record):
                 adopted.append((rid, "Bridge Updated", value_hash(current)))
         writes.extend(row_writes)
-        final_referrals.append(
+        final = (
             replace(referral, attention=tuple(notes_now) + referral.attention)
             if notes_now
             else referral
         )
+        final_referrals.append(final)
+        if key is not None:
+            row_notices = tuple(new_notices[notices_from:])
+            # Quiet (no write, no notice): nothing of ``now`` in it, good at any time.
+            at = now if row_writes or row_notices else None
+            kept[rid] = _DecidedRow(
+                key, referral, at, final, tuple(adopted[adopted_from:]), tuple(row_writes),
+                row_notices, stale_restores - stale_from,
+            )
+    if incremental:
+        _DECIDED_ROWS.current = (basis, kept)
     return Decisions(
         writes=writes,
         notices=new_notices,
@@ -196,6 +249,51 @@ def decide_cells(
         adopted=adopted,
         stale_restores=stale_restores,
     )
+
+
+#: The bridge columns a row's decision reads the state's record of.
+_DECIDED_COLUMNS = (
+    "Source Tag", "Stage", "Follow-up Due", "Emails", "Attention", "Bridge Updated"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _DecidedRow:
+    """How an earlier plan decided a row, and everything that decision read.
+
+    ``key`` holds the row's cells as read (the bridge cells among them), its number, the ID in
+    it and its fingerprint, the notices its identity raised, the Attention lines added after
+    its own (duplicates, drafting), the notices kept for it, the state's record of each of its
+    bridge cells, whether it has history, and its Emails line from the ledger; ``referral`` is
+    the derived row (compared by identity: the derive memo hands back the same object while
+    its inputs are unchanged). Besides those the decision reads ``now`` only in a write's
+    Bridge Updated stamp and a notice's time: a quiet decision (``at`` None) holds for any
+    ``now`` while the key does, any other only for the ``now`` it was made at (``at``).
+    """
+
+    key: tuple[object, ...]
+    referral: Referral
+    at: datetime | None
+    final: Referral
+    adopted: tuple[tuple[str, str, str], ...]
+    writes: tuple[CellWrite, ...]
+    notices: tuple[Notice, ...]
+    stale: int
+
+
+class _DecidedRows:
+    """The rows of the latest plan as decided, by Referral ID (incremental planning).
+
+    (basis, entries) in one attribute, read once and replaced whole, as the derive memo: a plan
+    in another thread sees one or the other, never a mix. ``basis`` is what every row's
+    decision reads alike (the columns, blocked cells, date system and zone).
+    """
+
+    def __init__(self) -> None:
+        self.current: tuple[tuple[object, ...], dict[str, _DecidedRow]] = ((), {})
+
+
+_DECIDED_ROWS = _DecidedRows()
 
 
 def decide(current: str, want: str, record: WrittenRecord | None, *, fresh_row: bool) -> str:

@@ -41,12 +41,12 @@ from sheets_bridge.referral_ids import CarriedIds, assign_ids, breaker, collect_
 from sheets_bridge.state_view import StateView
 from sheets_bridge.worktabs import (
     build_bridge_log,
-    build_followups,
-    build_sources,
+    followups_tab,
     log_moment,
     log_rows,
+    sources_tab,
     summarise,
-    tab_matches,
+    tab_unchanged,
 )
 
 #: Hook for the tabs and drafts built from the parsed rows (summaries, drafting).
@@ -205,7 +205,7 @@ def _plan_cycle(
     # -- decide ----------------------------------------------------------------------------
     decided = decide_cells(
         rows, referrals, late, layout, state, config, now, ids.assigned,
-        date1904=snapshot.date1904,
+        date1904=snapshot.date1904, incremental=incremental,
     )
 
     # -- tabs ------------------------------------------------------------------------------
@@ -213,15 +213,17 @@ def _plan_cycle(
     facets = {r.final_id: r.facets for r in rows if r.final_id and r.facets}
     final = tuple(decided.referrals)
     candidates: list[TabContent] = [
-        build_followups(final, config.practice.phone_region),
-        build_sources(final, source_overrides),
+        followups_tab(final, config.practice.phone_region, incremental=incremental),
+        sources_tab(final, source_overrides, incremental=incremental),
     ]
     for builder in tab_builders:
         candidates.extend(builder(final, now, config, snapshot, state))
     tabs = [
         t
         for t in candidates
-        if not tab_matches(t, snapshot.tabs.get(t.title), date1904=snapshot.date1904)
+        if not tab_unchanged(
+            t, snapshot.tabs.get(t.title), date1904=snapshot.date1904, incremental=incremental
+        )
     ]
 
     # -- the Bridge Log --------------------------------------------------------------------

@@ -110,6 +110,30 @@ class _BadMeta(Exception):
     """The state file opened, but its bookkeeping is unreadable."""
 
 
+@dataclass(frozen=True)
+class _ViewTables:
+    """The ``ids`` and ``written`` tables as last read, raw and as the view's records.
+
+    Reading the rows is SQLite's work (C); turning 50,000 of them into records is Python's, and
+    was most of :meth:`StateStore.view`. When the rows read now equal the rows read last time
+    (compared as tuples, at C speed), the records made then are the ones that would be made
+    now, so they are handed out again. Exact whoever wrote the file (this process or another):
+    the comparison is of what the file holds now. The records are frozen and the mappings are
+    never mutated by their readers. A daemon's quiet cycle so reuses them, and the decide
+    step's memo finds the very same record objects (compared by identity first).
+    """
+
+    raw_ids: list[tuple[object, ...]]
+    ids: dict[str, IdRecord]
+    raw_written: list[tuple[object, ...]]
+    written: dict[tuple[str, str], WrittenRecord]
+
+
+#: The latest :class:`_ViewTables` per state file, replaced whole (a read in another thread
+#: sees one or the other).
+_VIEW_TABLES: dict[Path, _ViewTables] = {}
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
@@ -274,18 +298,28 @@ class StateStore:
     def view(self, now: datetime, *, notice_hours: float = 24, log_rows: int = 200) -> StateView:
         db = self.db
         next_id = int(db.execute("SELECT value FROM meta WHERE key='next_id'").fetchone()[0])
-        ids = {
-            rid: IdRecord(identity, bool(present), bool(pending), tuple(facets.split()))
-            for rid, identity, present, pending, facets in db.execute(
-                "SELECT referral_id, identity, present, pending, facets FROM ids"
-            )
-        }
-        written = {
-            (rid, col): WrittenRecord(h, prev, pend)
-            for rid, col, h, prev, pend in db.execute(
-                "SELECT referral_id, col, hash, previous, pending FROM written"
-            )
-        }
+        raw_ids = db.execute(
+            "SELECT referral_id, identity, present, pending, facets FROM ids"
+        ).fetchall()
+        raw_written = db.execute(
+            "SELECT referral_id, col, hash, previous, pending FROM written"
+        ).fetchall()
+        held = _VIEW_TABLES.get(self.path)
+        if held is not None and held.raw_ids == raw_ids:
+            ids = held.ids
+        else:
+            ids = {
+                rid: IdRecord(identity, bool(present), bool(pending), tuple(facets.split()))
+                for rid, identity, present, pending, facets in raw_ids
+            }
+        if held is not None and held.raw_written == raw_written:
+            written = held.written
+        else:
+            written = {
+                (rid, col): WrittenRecord(h, prev, pend)
+                for rid, col, h, prev, pend in raw_written
+            }
+        _VIEW_TABLES[self.path] = _ViewTables(raw_ids, ids, raw_written, written)
         since = _iso(now - timedelta(hours=notice_hours))
         notices = tuple(
             Notice(rid, message, datetime.fromisoformat(created))
@@ -448,18 +482,47 @@ class StateStore:
         stamp: str,
         facets: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
-        """Every ID in the sheet now, with its row's identity and facets (digests, no values)."""
-        db.execute("UPDATE ids SET present = 0, pending = 0")
+        """Every ID in the sheet now, with its row's identity and facets (digests, no values).
+
+        Written as a difference from what the table holds (read in the same transaction, so
+        another process's writes are seen): an ID no longer in the sheet is marked absent, an ID
+        new or whose identity, facets or flags changed is written, and the rest are left alone.
+        The table ends as a rewrite of every row would leave it, but for ``last_seen``, which is
+        then when the ID's record last changed (nothing reads it; ``meta.last_quiet`` and
+        ``last_now`` say when the sheet was last seen whole). A daemon's quiet cycle so writes
+        a few meta rows instead of every row of ``ids``.
+        """
         facets = facets or {}
+        held = {
+            rid: (identity, present_, pending, held_facets)
+            for rid, identity, present_, pending, held_facets in db.execute(
+                "SELECT referral_id, identity, present, pending, facets FROM ids"
+            )
+        }
+        db.executemany(
+            "UPDATE ids SET present = 0, pending = 0 WHERE referral_id = ?",
+            [
+                (rid,)
+                for rid, (_, present_, pending, _) in held.items()
+                if (present_ or pending) and rid not in present
+            ],
+        )
+        changed = []
+        for rid, identity in present.items():
+            new_facets = " ".join(facets.get(rid, ()))
+            row = held.get(rid)
+            if row is not None and row == (
+                identity, 1, 0, new_facets if new_facets else row[3]
+            ):
+                continue
+            changed.append((rid, identity, stamp, stamp, new_facets))
         db.executemany(
             "INSERT INTO ids(referral_id, identity, present, pending, first_seen, last_seen, facets)"
             " VALUES(?, ?, 1, 0, ?, ?, ?) ON CONFLICT(referral_id) DO UPDATE SET "
-            "identity = excluded.identity, present = 1, last_seen = excluded.last_seen, "
+            "identity = excluded.identity, present = 1, pending = 0, "
+            "last_seen = excluded.last_seen, "
             "facets = CASE WHEN excluded.facets != '' THEN excluded.facets ELSE ids.facets END",
-            [
-                (rid, identity, stamp, stamp, " ".join(facets.get(rid, ())))
-                for rid, identity in present.items()
-            ],
+            changed,
         )
 
     def record_quiet(

@@ -243,6 +243,80 @@ def tab_matches(content: TabContent, current: TabValues | None, *, date1904: boo
     return _trim(current.rows, date1904) == _trim(content.rows, date1904)
 
 
+class _TabMemo:
+    """The latest result of each pure tab step, by step name, with the inputs it was made of.
+
+    For incremental planning (ARCHITECTURE.md): the Follow-ups and Sources tabs are functions
+    of the rows' final Referrals alone (no clock), and whether a tab already shows a content is
+    a function of the two grids; a daemon's cycles mostly hand these steps the very same
+    objects (the derive and decide memos return the same Referrals, an unchanged workbook the
+    same snapshot), and tuples compare by identity first, at C speed. Each entry is one
+    ``(inputs, result)`` tuple, read once and replaced whole (a plan in another thread sees one
+    or the other). An input that differs, even in one row, means the step runs again: exact.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[tuple[object, ...], object]] = {}
+
+    def get(self, step: str, inputs: tuple[object, ...]) -> object | None:
+        held = self.entries.get(step)
+        if held is not None and held[0] == inputs:
+            return held[1]
+        return None
+
+    def put(self, step: str, inputs: tuple[object, ...], result: object) -> None:
+        self.entries[step] = (inputs, result)
+
+
+_TAB_MEMO = _TabMemo()
+
+
+def followups_tab(
+    referrals: tuple[Referral, ...], phone_region: str, *, incremental: bool = True
+) -> TabContent:
+    """:func:`build_followups`, reused while ``referrals`` are the same (see :class:`_TabMemo`)."""
+    inputs = (referrals, phone_region)
+    held = _TAB_MEMO.get("followups", inputs) if incremental else None
+    if isinstance(held, TabContent):
+        return held
+    content = build_followups(referrals, phone_region)
+    if incremental:
+        _TAB_MEMO.put("followups", inputs, content)
+    return content
+
+
+def sources_tab(
+    referrals: tuple[Referral, ...], overrides: SourceOverrides, *, incremental: bool = True
+) -> TabContent:
+    """:func:`build_sources`, reused while its inputs are the same (see :class:`_TabMemo`)."""
+    inputs = (referrals, overrides)
+    held = _TAB_MEMO.get("sources", inputs) if incremental else None
+    if isinstance(held, TabContent):
+        return held
+    content = build_sources(referrals, overrides)
+    if incremental:
+        _TAB_MEMO.put("sources", inputs, content)
+    return content
+
+
+def tab_unchanged(
+    content: TabContent, current: TabValues | None, *, date1904: bool = False,
+    incremental: bool = True,
+) -> bool:
+    """:func:`tab_matches`, reused per tab while both grids are the same (see :class:`_TabMemo`)."""
+    if current is None:
+        return False
+    step = f"matches:{content.title}"
+    inputs = (content.rows, current.rows, date1904)
+    held = _TAB_MEMO.get(step, inputs) if incremental else None
+    if isinstance(held, bool):
+        return held
+    same = tab_matches(content, current, date1904=date1904)
+    if incremental:
+        _TAB_MEMO.put(step, inputs, same)
+    return same
+
+
 def _out_text(value: CellValue | OutValue, date1904: bool) -> str:
     if isinstance(value, datetime | date):
         return cell_text(to_serial(value, date1904))
