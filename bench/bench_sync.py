@@ -10,7 +10,8 @@ peak are reset):
            (file bytes unchanged)
   cold     a quiet sync in a fresh process, the first sync having run in another (a CLI
            ``sync`` from cron: nothing kept in memory from the last cycle)
-  edit     a sync after staff edited 10 rows (Visit, First Contact): a few cells change
+  edit     a sync after staff edited 10 rows (Visit, First Contact) of a sheet the last cycle
+           found quiet (a daemon's steady state): a few cells change
   editN    the same after N edited rows (``edit100``, ``edit1000``: the per-changed-row fit)
   memory   a quiet cycle on the in-memory sheet built from the same rows: the CPU part of a
            cycle once a read has returned (what a Google cycle costs after its batchGet)
@@ -164,8 +165,10 @@ def prepare(folder: Path, source: Path, scenario: str) -> tuple[Callable[[], obj
         return cycle, path
     if scenario != "first":
         cycle()
-    if scenario in ("quiet", "daemon"):
-        cycle()  # the cycle after the first sync reads what it wrote; a daemon's life is after
+    if scenario in ("quiet", "daemon") or scenario.startswith("edit"):
+        # The cycle after the first sync reads what it wrote; a daemon's life is after it, so
+        # staff edits land on a sheet the last cycle found quiet (not on the first sync's output).
+        cycle()
     if scenario.startswith("edit"):
         edit_rows(path, int(scenario[4:] or 10))
     if scenario == "memory":
