@@ -8,9 +8,10 @@ is written as text, so a name typed as ``=cmd()`` stays text here too.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from typing import TypeVar, cast
 
 import phonenumbers
 
@@ -243,6 +244,9 @@ def tab_matches(content: TabContent, current: TabValues | None, *, date1904: boo
     return _trim(current.rows, date1904) == _trim(content.rows, date1904)
 
 
+_T = TypeVar("_T")
+
+
 class _TabMemo:
     """The latest result of each pure tab step, by step name, with the inputs it was made of.
 
@@ -258,14 +262,19 @@ class _TabMemo:
     def __init__(self) -> None:
         self.entries: dict[str, tuple[tuple[object, ...], object]] = {}
 
-    def get(self, step: str, inputs: tuple[object, ...]) -> object | None:
-        held = self.entries.get(step)
-        if held is not None and held[0] == inputs:
-            return held[1]
-        return None
-
-    def put(self, step: str, inputs: tuple[object, ...], result: object) -> None:
-        self.entries[step] = (inputs, result)
+    def reuse(
+        self, step: str, inputs: tuple[object, ...], compute: Callable[[], _T], *,
+        incremental: bool,
+    ) -> _T:
+        """``compute()``, or what it gave last time for equal ``inputs`` when ``incremental``."""
+        if incremental:
+            held = self.entries.get(step)
+            if held is not None and held[0] == inputs:
+                return cast(_T, held[1])
+        result = compute()
+        if incremental:
+            self.entries[step] = (inputs, result)
+        return result
 
 
 _TAB_MEMO = _TabMemo()
@@ -275,28 +284,20 @@ def followups_tab(
     referrals: tuple[Referral, ...], phone_region: str, *, incremental: bool = True
 ) -> TabContent:
     """:func:`build_followups`, reused while ``referrals`` are the same (see :class:`_TabMemo`)."""
-    inputs = (referrals, phone_region)
-    held = _TAB_MEMO.get("followups", inputs) if incremental else None
-    if isinstance(held, TabContent):
-        return held
-    content = build_followups(referrals, phone_region)
-    if incremental:
-        _TAB_MEMO.put("followups", inputs, content)
-    return content
+    return _TAB_MEMO.reuse(
+        "followups", (referrals, phone_region),
+        lambda: build_followups(referrals, phone_region), incremental=incremental,
+    )
 
 
 def sources_tab(
     referrals: tuple[Referral, ...], overrides: SourceOverrides, *, incremental: bool = True
 ) -> TabContent:
     """:func:`build_sources`, reused while its inputs are the same (see :class:`_TabMemo`)."""
-    inputs = (referrals, overrides)
-    held = _TAB_MEMO.get("sources", inputs) if incremental else None
-    if isinstance(held, TabContent):
-        return held
-    content = build_sources(referrals, overrides)
-    if incremental:
-        _TAB_MEMO.put("sources", inputs, content)
-    return content
+    return _TAB_MEMO.reuse(
+        "sources", (referrals, overrides), lambda: build_sources(referrals, overrides),
+        incremental=incremental,
+    )
 
 
 def tab_unchanged(
@@ -306,15 +307,10 @@ def tab_unchanged(
     """:func:`tab_matches`, reused per tab while both grids are the same (see :class:`_TabMemo`)."""
     if current is None:
         return False
-    step = f"matches:{content.title}"
-    inputs = (content.rows, current.rows, date1904)
-    held = _TAB_MEMO.get(step, inputs) if incremental else None
-    if isinstance(held, bool):
-        return held
-    same = tab_matches(content, current, date1904=date1904)
-    if incremental:
-        _TAB_MEMO.put(step, inputs, same)
-    return same
+    return _TAB_MEMO.reuse(
+        f"matches:{content.title}", (content.rows, current.rows, date1904),
+        lambda: tab_matches(content, current, date1904=date1904), incremental=incremental,
+    )
 
 
 def _out_text(value: CellValue | OutValue, date1904: bool) -> str:
