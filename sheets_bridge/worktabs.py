@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from functools import lru_cache
 from typing import TypeVar, cast
 
 import phonenumbers
@@ -148,9 +149,20 @@ def needs_rebooking(referral: Referral) -> bool:
 
 def display_phone(e164: str | None, region: str) -> str:
     """A phone as the front desk dials it: national format for the practice's own country
-    ("(646) 555-0147" in the US), international for any other; "" when there is none."""
+    ("(646) 555-0147" in the US), international for any other; "" when there is none.
+
+    A pure function of its two arguments, cached: the Follow-ups queue is rebuilt whenever one
+    row in it changes, and parsing every queued phone again with ``phonenumbers`` was most of
+    that rebuild (issue 13).
+    """
     if not e164:
         return ""
+    return _display_phone(e164, region)
+
+
+@lru_cache(maxsize=1 << 16)
+def _display_phone(e164: str, region: str) -> str:
+    """:func:`display_phone` of a non-empty number: bounded, so a sheet's phones fit in it."""
     try:
         number = phonenumbers.parse(e164, region)
     except phonenumbers.NumberParseException:
@@ -241,7 +253,18 @@ def tab_matches(content: TabContent, current: TabValues | None, *, date1904: boo
     """
     if current is None:
         return False
-    return _trim(current.rows, date1904) == _trim(content.rows, date1904)
+    # Row by row, stopping at the first difference: a tab that changed (the Follow-ups queue
+    # after an edit) is told apart without turning both whole grids into text first. Equal to
+    # comparing the two grids trimmed of trailing blank cells and rows: past the shorter grid,
+    # the longer one's rows must all be blank.
+    ours, theirs = content.rows, current.rows
+    shared = min(len(ours), len(theirs))
+    for index in range(shared):
+        mine, read = ours[index], theirs[index]
+        if mine is not read and _row_text(mine, date1904) != _row_text(read, date1904):
+            return False
+    longer = ours if len(ours) > shared else theirs
+    return not any(_row_text(row, date1904) for row in longer[shared:])
 
 
 _T = TypeVar("_T")
@@ -319,12 +342,9 @@ def _out_text(value: CellValue | OutValue, date1904: bool) -> str:
     return cell_text(value)
 
 
-def _trim(rows: Sequence[Sequence[CellValue | OutValue]], date1904: bool) -> list[tuple[str, ...]]:
-    out = [tuple(_out_text(v, date1904) for v in row) for row in rows]
-    out = [tuple(_rstrip(row)) for row in out]
-    while out and not out[-1]:
-        out.pop()
-    return out
+def _row_text(row: Sequence[CellValue | OutValue], date1904: bool) -> tuple[str, ...]:
+    """A row as the sheet shows it, trailing blank cells dropped (they are not written)."""
+    return _rstrip(tuple(_out_text(v, date1904) for v in row))
 
 
 def _rstrip(row: tuple[str, ...]) -> tuple[str, ...]:
