@@ -49,7 +49,8 @@ class RowWork:
     current_id: str
     facets: tuple[str, ...] = ()
     inputs: tuple[object, ...] = ()
-    """The row's staff cells in column order: all its identity, digests and parse read."""
+    """The row's staff cells in column order: all its identity, digests and parse read; then,
+    if any holds a number, which types they hold (:func:`_number_kinds`: ``True == 1.0``)."""
     final_id: str = ""
     notices: list[str] = field(default_factory=list)
     blocked: bool = False
@@ -70,29 +71,71 @@ class _Digests:
     facets: tuple[str, ...]
 
 
-class _RowDigests:
-    """The digests of the last cycle's rows, by the rows' cells, kept between cycles.
+@dataclass(frozen=True, slots=True)
+class _Collected:
+    """What :func:`collect_rows` works out from a row's cells alone (``None``: an empty row)."""
 
-    Each digest is a pure function of the row's cells, the staff columns and the state secret,
-    so a row whose cells are unchanged (most rows, most cycles) is not digested again; the
-    memo holds only the rows of the latest plan (an edited or deleted row's entry is dropped),
-    and is emptied when the staff columns or the secret change.
+    current_id: str
+    inputs: tuple[object, ...]
+    digests: _Digests
+    cells: tuple[object, ...]
+    """The cells it was worked out from (the memo's key as held)."""
+
+
+#: Cell types that compare equal across types (``True == 1 == 1.0``) yet read differently:
+#: "TRUE", "1" and, in a row's identity (``str``), "1.0".
+_NUMBERS = (bool, int, float)
+
+
+def _number_kinds(inputs: tuple[object, ...]) -> tuple[object, ...]:
+    """``inputs`` and, when any holds a number, which type each number cell holds.
+
+    A memo keyed by equal cells would otherwise hand a row the digests or derivation of its
+    earlier self when TRUE was typed over 1: equal in Python, not on the sheet.
+    """
+    kinds = tuple((i, v.__class__) for i, v in enumerate(inputs) if v.__class__ in _NUMBERS)
+    return (*inputs, ("number kinds", kinds)) if kinds else inputs
+
+
+def _same_kinds(held: tuple[object, ...], cells: tuple[object, ...]) -> bool:
+    """Whether two equal rows hold values of the same types, cell by cell (:func:`_number_kinds`)."""
+    return held is cells or list(map(type, held)) == list(map(type, cells))
+
+
+#: The memo's two tables: by the whole row's cells (a row read again unchanged: nothing to
+#: work out), and by its staff cells alone (a row whose bridge cells changed: not digested).
+_Tables = tuple[dict[tuple[object, ...], "_Collected | None"], dict[tuple[object, ...], _Digests]]
+
+
+class _RowDigests:
+    """The last plan's rows, by the rows' cells, kept between cycles and between the plans of one.
+
+    Everything :func:`collect_rows` derives from a row (empty or not, the ID in its cell, its
+    staff cells, identity, fingerprint, facets) is a pure function of the row's cells, the
+    columns and the state secret, so a row whose cells are unchanged (most rows, most cycles;
+    the workbook's read memo even hands back the same tuple) costs one dictionary look-up keyed
+    by its cells; a row whose bridge cells alone changed (the second plan of a drafting cycle,
+    an applied write) is found by its staff cells and not digested again. Only the rows of the
+    latest plan are held (an edited or deleted row's entry is dropped); a change to the columns
+    or the secret starts afresh.
     """
 
     def __init__(self) -> None:
-        # (basis, entries) in one attribute, read and replaced whole: a digest job planning in
+        # (basis, tables) in one attribute, read and replaced whole: a digest job planning in
         # another thread can never pair one secret's digests with another's basis.
-        self.current: tuple[tuple[object, ...], dict[tuple[object, ...], _Digests]] = ((), {})
+        self.current: tuple[tuple[object, ...], _Tables] = ((), ({}, {}))
 
-    def table(self, basis: tuple[object, ...]) -> dict[tuple[object, ...], _Digests]:
-        held, entries = self.current
-        return entries if held == basis else {}
+    def table(self, basis: tuple[object, ...]) -> _Tables:
+        held, tables = self.current
+        return tables if held == basis else ({}, {})
 
-    def keep(self, basis: tuple[object, ...], entries: dict[tuple[object, ...], _Digests]) -> None:
-        self.current = (basis, entries)
+    def keep(self, basis: tuple[object, ...], tables: _Tables) -> None:
+        self.current = (basis, tables)
 
 
 _ROW_DIGESTS = _RowDigests()
+#: "Not in the memo" (``None`` there means an empty row).
+_MISSING = _Collected("", (), _Digests("", "", ()), ())
 
 
 def collect_rows(
@@ -105,48 +148,62 @@ def collect_rows(
 ) -> list[RowWork]:
     """The tab's non-empty rows, merged values filled in (B1, B3).
 
-    ``secret`` keys the rows' facets (:func:`sheets_bridge.identity.row_facets`). Digests are
-    memoised between cycles by the row's cells (see :class:`_RowDigests`); ``fingerprints`` is
-    kept for callers that pass one and is no longer needed. ``incremental=False`` digests every
-    row afresh and leaves the memo as it was.
+    ``secret`` keys the rows' facets (:func:`sheets_bridge.identity.row_facets`). What each row
+    gives is memoised between plans by the row's cells (see :class:`_RowDigests`);
+    ``fingerprints`` is kept for callers that pass one and is no longer needed.
+    ``incremental=False`` works out every row afresh and leaves the memo as it was.
     """
     cols = layout.cols
     staff = cols.staff
-    staff_key = tuple(sorted(staff.items()))
     id_col = cols.bridge.get("Referral ID")
-    basis = (staff_key, secret)
-    old = _ROW_DIGESTS.table(basis) if incremental else {}
-    new: dict[tuple[object, ...], _Digests] = {}
-
+    basis = (tuple(sorted(staff.items())), tuple(sorted(cols.bridge.items())), secret)
+    old_rows, old_digests = _ROW_DIGESTS.table(basis) if incremental else ({}, {})
+    new_rows: dict[tuple[object, ...], _Collected | None] = {}
+    # Digests by staff cells are pure too: the held table is carried on (copied, so a plan in
+    # another thread never sees it change) and rebuilt from this plan's rows once it holds
+    # many more than the sheet has (rows edited many times), so it stays one sheet's size.
+    new_digests = dict(old_digests)
     staff_cols = sorted(staff.values())
 
-    def digests(sheet_row: SheetRow, key: tuple[object, ...]) -> _Digests:
-        found = new.get(key) or old.get(key)
+    def collected(sheet_row: SheetRow) -> _Collected | None:
+        """The row's own facts, worked out (digests reused by its staff cells when held)."""
+        if is_empty_row(sheet_row, cols):
+            return None
+        cells = sheet_row.values
+        width = len(cells)
+        inputs: tuple[object, ...] = tuple(cells[c] if c < width else None for c in staff_cols)
+        inputs = _number_kinds(inputs)
+        found = new_digests.get(inputs)
         if found is None:
             found = _Digests(
                 row_identity(sheet_row, staff),
-                row_fingerprint(sheet_row.values, staff),
+                row_fingerprint(cells, staff),
                 row_facets(sheet_row, staff, secret),
             )
-        new[key] = found
-        return found
+        new_digests[inputs] = found
+        return _Collected(cell_text(sheet_row.get(id_col)).strip(), inputs, found, cells)
 
     rows: list[RowWork] = []
+    overrides = layout.overrides
     for sheet_row in tab.rows:
-        override = layout.overrides.get(sheet_row.number)
+        override = overrides.get(sheet_row.number) if overrides else None
         if override:
             values = list(sheet_row.values)
             for col, value in override.items():
                 values.extend([None] * (col + 1 - len(values)))
                 values[col] = value
             sheet_row = replace(sheet_row, values=tuple(values))
-        if is_empty_row(sheet_row, cols):
-            continue
-        current = cell_text(sheet_row.get(id_col)).strip()
         cells = sheet_row.values
-        width = len(cells)
-        inputs = tuple(cells[c] if c < width else None for c in staff_cols)
-        found = digests(sheet_row, inputs)
+        entry = new_rows.get(cells, _MISSING)
+        if entry is _MISSING:
+            entry = old_rows.get(cells, _MISSING)
+            if entry is _MISSING or entry is not None and not _same_kinds(entry.cells, cells):
+                entry = collected(sheet_row)
+            new_rows[cells] = entry
+        if entry is None:
+            continue
+        current = entry.current_id
+        found = entry.digests
         rows.append(
             RowWork(
                 sheet=sheet_row,
@@ -155,11 +212,13 @@ def collect_rows(
                 fingerprint="" if current else found.fingerprint,
                 current_id=current,
                 facets=found.facets,
-                inputs=inputs,
+                inputs=entry.inputs,
             )
         )
     if incremental:
-        _ROW_DIGESTS.keep(basis, new)
+        if len(new_digests) > 2 * len(new_rows) + 1000:
+            new_digests = {e.inputs: e.digests for e in new_rows.values() if e is not None}
+        _ROW_DIGESTS.keep(basis, (new_rows, new_digests))
     return rows
 
 

@@ -136,3 +136,19 @@ def test_the_follow_ups_tab_follows_a_changed_row(config: BridgeConfig) -> None:
     assert "Renamed" in fast  # the Follow-ups tab is built again, with the new name
     report = run_one(config, sheet, FIXED_NOW)
     assert "Follow-ups" in report.tabs_written
+
+
+def test_a_cell_typed_true_over_1_is_read_again(config: BridgeConfig) -> None:
+    """``True == 1`` in Python, but the cell now reads "TRUE", not "1": the row memos (keyed by
+    equal cells) must not hand the row its earlier digests or derivation. The patient's last
+    name changes as far as the bridge can tell, which the full plan says on the row."""
+    sheet = make_sheet([patient("Ada", 1), patient("Ben", "Other")])  # type: ignore[arg-type]
+    run_one(config, sheet, FIXED_NOW)
+    assert run_one(config, sheet, FIXED_NOW).outcome == "quiet"
+    _set(sheet, "Ada", "Patient Last Name", True)
+    fast, full = _plans(config, sheet)
+    assert fast == full
+    assert "The name or Received of" in full
+    _set(sheet, "Ada", "Patient Last Name", 1.0)  # a float 1.0 reads "1", as the int did
+    fast, full = _plans(config, sheet)
+    assert fast == full
