@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sheets_bridge.layout import Layout, read_layout
 from sheets_bridge.model import SOURCES_TAB, Problem, Referral, ReferralsTab, Snapshot
+from sheets_bridge.phase_memo import NEVER, PhaseMemo
 from sheets_bridge.referral_ids import RowWork, collect_rows
 from sheets_bridge.rules import RuleContext, read_referral
 from sheets_bridge.values import cell_text, comparison_key
@@ -27,7 +28,7 @@ from sheets_bridge.worktabs import SourceOverrides, read_source_overrides
 if TYPE_CHECKING:
     from sheets_bridge.config import BridgeConfig
 
-__all__ = ["derive_rows", "flag_duplicates", "read_referrals"]
+__all__ = ["derive_rows", "duplicates", "flag_duplicates", "read_referrals"]
 
 #: Parsed rows memoised for one cycle (same now and config), keyed by all a parse depends on.
 ReferralMemo = dict[tuple[object, ...], Referral]
@@ -218,6 +219,22 @@ def read_referrals(
     )
     problems = [*layout.problems, *(Problem(m) for m in overrides.problems)]
     return referrals, problems
+
+
+_DUPLICATES_MEMO = PhaseMemo()
+
+
+def duplicates(
+    referrals: Sequence[Referral], window_days: int, now: datetime
+) -> tuple[dict[int, str], set[int]]:
+    """:func:`flag_duplicates`, reused while the rows are the very same Referral objects (the
+    derive memo hands them back for unchanged rows): it reads no clock, so its horizon is
+    never; ``now`` only dates the memo (a clock set back works it out again)."""
+    lines, later = _DUPLICATES_MEMO.reuse(
+        "duplicates", referrals, (window_days,), now,
+        lambda: flag_duplicates(referrals, window_days), lambda _found: NEVER,
+    )
+    return dict(lines), set(later)
 
 
 def flag_duplicates(

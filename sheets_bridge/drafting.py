@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.headerregistry import Address
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ from sheets_bridge.email_templates import TemplateSet
 from sheets_bridge.identity import referrer_key, strong
 from sheets_bridge.ledger import DraftHistory, PatientDraft, history_of
 from sheets_bridge.model import DraftRequest, Referral
+from sheets_bridge.phase_memo import PhaseMemo, earliest_crossing, next_midnight
 from sheets_bridge.settings import DraftsSettings
 from sheets_bridge.state_view import StateView
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from sheets_bridge.planner import DraftPlanner
 from sheets_bridge.values import has_control_chars, parse_email
 
-__all__ = ["draft_planner", "plan_drafts"]
+__all__ = ["draft_planner", "drafts_next_change", "plan_drafts"]
 
 #: At most one feedback request per referrer in this many days, across quarter boundaries too.
 FEEDBACK_MIN_GAP = timedelta(days=90)
@@ -368,20 +369,82 @@ def _plan_checkin(planner: _Planner, rk: str, rows: list[Referral], tz: tzinfo) 
         planner.attempt(kind, with_address[-1], key, report_gaps=False)
 
 
+def drafts_next_change(
+    referrals: Sequence[Referral], now: datetime, settings: DraftsSettings, history: DraftHistory,
+) -> float:
+    """The first instant (a timestamp) after which the clock alone could change
+    :func:`plan_drafts` for these rows and this ledger, mirroring each of its time tests:
+
+    - :func:`_in_window` (``now - window <= moment <= now``) over Received (acknowledgement,
+      outreach), the Appointment or Received (closing the loop, thank-you), Received plus
+      ``feedback_after_days`` (:func:`_plan_feedback`) and plus ``checkin_quiet_days``
+      (:func:`_plan_checkin`): each such moment, and the moment plus the window;
+    - the reminder (``now < appointment <= now + reminder_hours``): the appointment less those
+      hours, and the appointment;
+    - the feedback gap (``now - last < FEEDBACK_MIN_GAP``) and the same patient
+      (:meth:`_Planner.drafted_for_patient`, ``created >= now - same_patient_days``): a ledger
+      entry plus either span;
+    - and, defensively, the next local midnight (nothing here reads today's date now).
+
+    Draft keys' quarters are those of the moments, not of ``now``; a draft made in this plan
+    counts as made ``now``, which the clock does not move past ``now - same_patient_days``.
+    """
+    window = timedelta(days=settings.recent_window_days)
+    after = timedelta(days=settings.feedback_after_days)
+    quiet = timedelta(days=settings.checkin_quiet_days)
+    zero = timedelta(0)
+    received = earliest_crossing(
+        (r.received for r in referrals), (zero, window, after, after + window, quiet,
+                                          quiet + window), now,
+    )
+    appointment = earliest_crossing(
+        (r.appointment for r in referrals),
+        (zero, window, -timedelta(hours=settings.reminder_hours)), now,
+    )
+    ledger = earliest_crossing(
+        [
+            *history.last_sent.values(),
+            *(draft.created for drafts in history.patients.values() for draft in drafts),
+        ],
+        (FEEDBACK_MIN_GAP, timedelta(days=settings.same_patient_days)), now,
+    )
+    return min(received, appointment, ledger, next_midnight(now, now.tzinfo or UTC))
+
+
+#: The latest drafting answer, reused across cycles while its rows are the same objects, the
+#: ledger, settings and templates are equal and the clock is short of its horizon (PhaseMemo).
+_DRAFTS_MEMO = PhaseMemo()
+
+
 def draft_planner(config: BridgeConfig) -> DraftPlanner:
-    """The drafting engine as the planner calls it, with the practice's templates loaded once."""
+    """The drafting engine as the planner calls it, with the practice's templates loaded once.
+
+    Its answer is reused (when the plan is incremental) while the rows are the very same
+    Referral objects, the ledger's records, the practice and drafts settings and the templates'
+    text are equal, and ``now`` is short of :func:`drafts_next_change` or is the very instant
+    it was made at.
+    """
     templates = TemplateSet.from_settings(config.drafts)
 
     def planner(
         referrals: Sequence[Referral], now: datetime, cfg: BridgeConfig, view: StateView
     ) -> tuple[Sequence[DraftRequest], Sequence[tuple[str, str]]]:
-        return plan_drafts(
-            referrals,
-            now=now,
-            practice=cfg.practice,
-            settings=cfg.drafts,
-            history=history_of(view),
-            env=templates,
+        history = history_of(view)
+
+        def made() -> tuple[list[DraftRequest], list[tuple[str, str]]]:
+            return plan_drafts(
+                referrals,
+                now=now,
+                practice=cfg.practice,
+                settings=cfg.drafts,
+                history=history,
+                env=templates,
+            )
+
+        drafts, problems = _DRAFTS_MEMO.reuse(
+            "drafts", referrals, (cfg.practice, cfg.drafts, history, templates.sources), now,
+            made, lambda _made: drafts_next_change(referrals, now, cfg.drafts, history),
         )
+        return list(drafts), list(problems)
 
     return planner

@@ -104,6 +104,12 @@ class TemplateSet:
     def from_settings(cls, settings: DraftsSettings) -> TemplateSet:
         return cls(settings.templates_dir)
 
+    @property
+    def sources(self) -> Mapping[str, tuple[str, str]]:
+        """Every template's text as loaded: two sets with equal sources render alike (the
+        drafting memo compares them, as a daemon loads the set afresh every cycle)."""
+        return self._sources
+
     def _read_overrides(
         self, folder: Path, known: set[str], sources: dict[str, tuple[str, str]]
     ) -> None:

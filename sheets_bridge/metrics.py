@@ -34,6 +34,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from operator import attrgetter
 
 from sheets_bridge.model import SOURCE_TAGS, Referral
+from sheets_bridge.phase_memo import next_elapsed, next_midnight
 from sheets_bridge.settings import SummarySettings
 
 WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -579,6 +580,41 @@ def _bottlenecks(fs: FactSet, now: datetime, settings: SummarySettings) -> list[
     return lines
 
 
+def overview_next_change(
+    referrals: Sequence[Referral], now: datetime, settings: SummarySettings
+) -> float:
+    """The first instant (a timestamp) after which the clock alone could change
+    :func:`overview` for these rows, mirroring each of its time tests:
+
+    - :class:`Fact`: a row not contacted leaves the 24- and 48-hour windows (``waited > 24 h``)
+      24 or 48 hours after Received; an appointment passes (``appt_ts < now_ts``);
+    - :func:`_bottlenecks`: an appointment more than a day past with no Visit; a First Contact
+      leaving the last 28 days; a row in Contacted growing stuck (``fc_ts < now_ts -
+      stuck_factor * usual days``, the usual days being a median the clock does not move);
+    - periods, weeks, the chart window and the stall alert (:func:`periods`,
+      :func:`chart_window`, :func:`_weeks`): today's date, so the next local midnight.
+    """
+    fs = facts_of(referrals, now)
+    now_ts = now.timestamp()
+    pending = sorted(f.ts for f in fs.facts if f.contact_hours is None and not f.contacted)
+    timeline = list(_timeline(fs))
+    appointments = sorted(appt for _, _, appt in timeline if appt is not None)
+    contacts = sorted(fc for _, fc, _ in timeline if fc is not None)
+    contact_spans = [28 * DAY]
+    usual = [
+        (appt - fc) / DAY for _, fc, appt in timeline
+        if appt is not None and fc is not None and appt >= fc
+    ]
+    if len(usual) >= settings.min_sample:
+        contact_spans.append(settings.stuck_factor * statistics.median(usual) * DAY)
+    return min(
+        next_elapsed(pending, (24 * _HOUR, 48 * _HOUR), now_ts),
+        next_elapsed(appointments, (0.0, DAY), now_ts),
+        next_elapsed(contacts, contact_spans, now_ts),
+        next_midnight(now, _zone(now)),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Overview: everything the Dashboard and the digest show, from one pass
 
@@ -651,6 +687,7 @@ __all__ = [
     "empty_stats",
     "group_stats",
     "overview",
+    "overview_next_change",
     "periods",
     "stall_alert",
     "stats_by",

@@ -25,7 +25,7 @@ from sheets_bridge.collector import gc_paused
 from sheets_bridge.columns import ColumnMap
 from sheets_bridge.config import BridgeConfig
 from sheets_bridge.decide import decide_cells
-from sheets_bridge.derive import ReferralMemo, derive_rows, flag_duplicates
+from sheets_bridge.derive import ReferralMemo, derive_rows, duplicates
 from sheets_bridge.layout import read_layout
 from sheets_bridge.model import (
     BRIDGE_LOG_TAB,
@@ -37,6 +37,7 @@ from sheets_bridge.model import (
     Snapshot,
     TabContent,
 )
+from sheets_bridge.phase_memo import planning
 from sheets_bridge.referral_ids import CarriedIds, assign_ids, breaker, collect_rows
 from sheets_bridge.state_view import StateView
 from sheets_bridge.worktabs import (
@@ -115,7 +116,7 @@ def plan_cycle(
     incremental: bool = True,
 ) -> PlanResult:
     """Decide everything one cycle should change: :func:`_plan_cycle`, with the collector paused."""
-    with gc_paused():
+    with gc_paused(), planning(incremental=incremental):
         return _plan_cycle(
             snapshot, now, config, state, force=force, tab_builders=tab_builders,
             draft_planner=draft_planner, carried_ids=carried_ids, memo=memo,
@@ -180,8 +181,8 @@ def _plan_cycle(
         incremental=incremental,
     )
     problems.extend(Problem(message) for message in source_overrides.problems)
-    duplicate_lines, duplicate_later = flag_duplicates(
-        referrals, config.sync.duplicate_window_days
+    duplicate_lines, duplicate_later = duplicates(
+        referrals, config.sync.duplicate_window_days, now
     )
     # Lines that come after a row's own problems: possible duplicates, then what drafting says.
     late: dict[str, list[str]] = {

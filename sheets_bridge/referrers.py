@@ -20,9 +20,10 @@ from typing import Literal
 from sheets_bridge.identity import referrer_key_of
 from sheets_bridge.metrics import DAY, REFERRED_TAGS, Fact, QualityShares, Ratio, facts_of, stats_of
 from sheets_bridge.model import Referral
+from sheets_bridge.phase_memo import next_elapsed
 from sheets_bridge.settings import SummarySettings
 
-__all__ = ["ReferrerRow", "practice_baseline", "referrer_rows"]
+__all__ = ["ReferrerRow", "practice_baseline", "referrer_rows", "referrers_next_change"]
 
 
 def _collapse(text: str) -> str:
@@ -165,6 +166,31 @@ def referrer_rows(
         )
     rows.sort(key=lambda r: (-r.total, r.name.casefold(), r.practice.casefold(), r.key))
     return rows
+
+
+def referrers_next_change(
+    referrals: Sequence[Referral], now: datetime, settings: SummarySettings
+) -> float:
+    """The first instant (a timestamp) after which the clock alone could change
+    :func:`referrer_rows` for these rows, mirroring each of its time tests:
+
+    - the year and the baseline (``f.ts >= year_from``), Last 90 Days, Lapsed
+      (``last_ts < now_ts - lapsed_days``) and New (``first ts >= now_ts - new_days``): a
+      Received plus 365 or 90 days, or plus either span;
+    - the show rate (:class:`~sheets_bridge.metrics.Fact`, ``appt_ts < now_ts`` for a row whose
+      Visit says Attended, No-show or Cancelled): such an Appointment.
+
+    Every other input (tags, names, Fit, Visit, Outcome, the ledger's dates) is not the clock.
+    """
+    fs = facts_of(referrals, now)
+    now_ts = now.timestamp()
+    spans = {365 * DAY, 90 * DAY, settings.lapsed_days * DAY, settings.new_days * DAY}
+    received = next_elapsed(fs.stamps, spans, now_ts)
+    shown = sorted(
+        f.appt_ts for f in fs.facts
+        if f.appt_ts is not None and f.ref.visit in ("Attended", "No-show", "Cancelled")
+    )
+    return min(received, next_elapsed(shown, (0.0,), now_ts))
 
 
 def practice_baseline(

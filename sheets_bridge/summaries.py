@@ -32,6 +32,7 @@ from sheets_bridge.metrics import (
     empty_stats,
     fmt_date,
     overview,
+    overview_next_change,
     volume_line,
 )
 from sheets_bridge.model import (
@@ -50,7 +51,8 @@ from sheets_bridge.model import (
     Snapshot,
     TabContent,
 )
-from sheets_bridge.referrers import ReferrerRow, referrer_rows
+from sheets_bridge.phase_memo import PhaseMemo
+from sheets_bridge.referrers import ReferrerRow, referrer_rows, referrers_next_change
 from sheets_bridge.settings import SummarySettings
 from sheets_bridge.state_view import StateView
 
@@ -464,9 +466,23 @@ def row_text(sheet: _Sheet, row: int, col: int) -> bool:
 # Gifts (the tab is staff-owned: this only summarises it for the digest)
 
 
+#: The Dashboard and Referrers tabs of the latest plan, reused across cycles while their rows
+#: are the same objects and the clock is short of each tab's own horizon (see PhaseMemo).
+_TABS_MEMO = PhaseMemo()
+
+
 def summary_tabs() -> Sequence[TabBuilder]:
     """The Dashboard and Referrers tabs as the planner builds them, from the parsed rows, the
-    staff's Gifts tab and the drafts ledger."""
+    staff's Gifts tab and the drafts ledger.
+
+    Each tab is reused (when the plan is incremental) while its rows are the very same Referral objects, its
+    other inputs are equal (settings, the practice's name, the Gifts summary, the ledger's last
+    acknowledgements and check-ins) and ``now`` is short of the tab's own horizon
+    (:func:`~sheets_bridge.metrics.overview_next_change`,
+    :func:`~sheets_bridge.referrers.referrers_next_change`), or is the very instant it was built
+    at. The Gifts summary and the ledger's dates are worked out every time (they are small and
+    read dates against today), so they are inputs, not something the horizon must foresee.
+    """
 
     def build(
         referrals: Sequence[Referral],
@@ -491,10 +507,18 @@ def summary_tabs() -> Sequence[TabBuilder]:
             else None
         )
         drafted = drafted_by_referrer(view, config.tz, referrals)
-        return [
-            build_dashboard(referrals, now, config.summaries, config.practice.name, gifts),
-            build_referrers(referrals, now, config.summaries, drafted),
-        ]
+        settings = config.summaries
+        dashboard = _TABS_MEMO.reuse(
+            "dashboard", referrals, (settings, config.practice.name, gifts), now,
+            lambda: build_dashboard(referrals, now, settings, config.practice.name, gifts),
+            lambda _tab: overview_next_change(referrals, now, settings),
+        )
+        referrers = _TABS_MEMO.reuse(
+            "referrers", referrals, (settings, drafted), now,
+            lambda: build_referrers(referrals, now, settings, drafted),
+            lambda _tab: referrers_next_change(referrals, now, settings),
+        )
+        return [dashboard, referrers]
 
     return [build]
 
