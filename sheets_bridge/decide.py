@@ -139,6 +139,10 @@ def decide_cells(
         adopted_from, notices_from, stale_from = len(adopted), len(new_notices), stale_restores
         ref = RowRef(r.sheet.number, r.current_id, r.fingerprint, target_id=rid)
         row_writes: list[CellWrite] = []
+        # The row as derived, which the memo's entry is matched by (identity): not the copy
+        # with the late lines, a new object every plan (rows flagged as possible duplicates
+        # were never reused before for that reason).
+        derived = referral
         tail = late.get(rid)
         if tail:
             referral = replace(referral, attention=(*referral.attention, *tail))
@@ -237,7 +241,7 @@ def decide_cells(
             # Quiet (no write, no notice): nothing of ``now`` in it, good at any time.
             at = now if row_writes or row_notices else None
             kept[rid] = _DecidedRow(
-                key, referral, at, final, tuple(adopted[adopted_from:]), tuple(row_writes),
+                key, derived, at, final, tuple(adopted[adopted_from:]), tuple(row_writes),
                 row_notices, stale_restores - stale_from,
             )
     if incremental:

@@ -168,6 +168,7 @@ def derive_rows(
             r.facets, uncalculated,
         )
         referral = memo.get(memo_key) if memo is not None else None
+        before = None
         if referral is None and incremental:
             before = earlier.get(memo_key)
             if before is not None and before.since <= now_utc < before.until:
@@ -184,6 +185,11 @@ def derive_rows(
                 uncalculated=uncalculated,
                 facets=r.facets,
             )
+            if before is not None and repr(referral) == repr(before.referral):
+                # Derived again (its horizon passed, or it is one of the rows derived every
+                # cycle) and the same to the last character: the earlier object is handed on,
+                # so the phases after this one, which reuse by identity, see the row unchanged.
+                referral = before.referral
             if memo is not None:
                 memo[memo_key] = referral
         if incremental and memo_key not in kept:
