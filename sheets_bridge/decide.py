@@ -111,6 +111,7 @@ def decide_cells(
     for r, referral in zip(rows, referrals, strict=True):
         rid = r.final_id
         key: tuple[object, ...] | None = None
+        before: _DecidedRow | None = None
         if not r.blocked:
             tail_lines = late.get(rid)
             stored_lines = notices_by_id.get(rid)
@@ -235,6 +236,12 @@ def decide_cells(
             if notes_now
             else referral
         )
+        if before is not None and final is not before.final and repr(final) == repr(before.final):
+            # Decided again (its ledger line or a record changed: the second plan of a drafting
+            # cycle, say) to a row that reads the same to the last character: the earlier object
+            # is handed on, so the phases that reuse by identity (the summary tabs) see it
+            # unchanged.
+            final = before.final
         final_referrals.append(final)
         if key is not None:
             row_notices = tuple(new_notices[notices_from:])

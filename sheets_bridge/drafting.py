@@ -281,9 +281,11 @@ def plan_drafts(
         raise ValueError("now must be an aware datetime")
     planner = _Planner(now, practice, settings, history, env)
     usable = sorted((r for r in referrals if _usable(r)), key=lambda r: r.referral_id)
+    # The kinds switched on, in their order, asked once rather than per row and kind.
+    enabled = [kind for kind in PER_REFERRAL_KINDS if settings.is_enabled(kind)]
     for r in usable:
-        for kind in PER_REFERRAL_KINDS:
-            if not settings.is_enabled(kind) or not _fires(kind, r, now, settings):
+        for kind in enabled:
+            if not _fires(kind, r, now, settings):
                 continue
             key = str(DraftKey.of(r.referral_id, kind))
             if planner.taken(key):
