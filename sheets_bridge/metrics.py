@@ -596,15 +596,20 @@ def overview_next_change(
     """
     fs = facts_of(referrals, now)
     now_ts = now.timestamp()
-    pending = sorted(f.ts for f in fs.facts if f.contact_hours is None and not f.contacted)
-    timeline = list(_timeline(fs))
-    appointments = sorted(appt for _, _, appt in timeline if appt is not None)
-    contacts = sorted(fc for _, fc, _ in timeline if fc is not None)
+    pending = [f.ts for f in fs.facts if not f.contacted]  # sorted: facts are, by Received
+    appointments: list[float] = []
+    contacts: list[float] = []
+    usual: list[float] = []
+    for _, fc, appt in _timeline(fs):
+        if appt is not None:
+            appointments.append(appt)
+            if fc is not None and appt >= fc:
+                usual.append((appt - fc) / DAY)
+        if fc is not None:
+            contacts.append(fc)
+    appointments.sort()
+    contacts.sort()
     contact_spans = [28 * DAY]
-    usual = [
-        (appt - fc) / DAY for _, fc, appt in timeline
-        if appt is not None and fc is not None and appt >= fc
-    ]
     if len(usual) >= settings.min_sample:
         contact_spans.append(settings.stuck_factor * statistics.median(usual) * DAY)
     return min(

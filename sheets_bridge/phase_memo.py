@@ -112,26 +112,50 @@ def earliest_crossing(
     now_ts = now.timestamp()
     zone = now.tzinfo
     steps = [(offset, offset.total_seconds()) for offset in set(offsets)]
-    dated = sorted((m.timestamp(), i, m) for i, m in enumerate(moments) if m is not None)
-    stamps = [d[0] for d in dated]
-    best = NEVER
+    given = [m for m in moments if m is not None]
     # Wall-clock readings differ from elapsed ones by at most a zone's daylight-saving shift.
     shift = 3 * 3600.0
+    best = NEVER
+    if zone is not None and all(m.tzinfo is zone for m in given):
+        # One zone (the practice's, as the rules read every date): sorted and bisected as
+        # datetimes (wall times, compared at C speed), and only the moments near a crossing
+        # are turned into timestamps. Wall order and instant order differ by at most a
+        # daylight-saving fold, well inside the shift.
+        given.sort()
+        near = timedelta(seconds=shift)
+        for offset, seconds in steps:
+            start = bisect_left(given, now - offset - near)
+            for moment in given[start:]:
+                ts = moment.timestamp()
+                if ts + seconds - shift >= best:
+                    break
+                best = min(best, _first_reading(moment, ts, offset, seconds, zone, now_ts))
+        return best
+    dated = sorted(((m.timestamp(), i, m) for i, m in enumerate(given)), key=lambda d: d[:2])
+    stamps = [d[0] for d in dated]
     for offset, seconds in steps:
         start = bisect_left(stamps, now_ts - seconds - shift)
         for ts, _, moment in dated[start:]:
             if ts + seconds - shift >= best:
                 break
-            walls = [moment + offset]
-            if zone is not None and moment.tzinfo is not zone:
-                walls.append(moment.astimezone(zone) + offset)
-            readings = [ts + seconds]
-            for wall in walls:
-                readings += [wall.replace(fold=0).timestamp(), wall.replace(fold=1).timestamp()]
-            for at in readings:
-                if at >= now_ts - 1.0 and at - _MARGIN < best:
-                    best = at - _MARGIN
+            best = min(best, _first_reading(moment, ts, offset, seconds, zone, now_ts))
     return best
+
+
+def _first_reading(
+    moment: datetime, ts: float, offset: timedelta, seconds: float, zone: tzinfo | None,
+    now_ts: float,
+) -> float:
+    """The earliest reading of ``moment + offset`` at or after ``now_ts`` (less the margin),
+    or :data:`NEVER`: as elapsed seconds, and as a wall time in the moment's zone and in
+    ``now``'s, each with both folds."""
+    walls = [moment + offset]
+    if zone is not None and moment.tzinfo is not zone:
+        walls.append(moment.astimezone(zone) + offset)
+    readings = [ts + seconds]
+    for wall in walls:
+        readings += [wall.replace(fold=0).timestamp(), wall.replace(fold=1).timestamp()]
+    return min((at - _MARGIN for at in readings if at >= now_ts - 1.0), default=NEVER)
 
 
 @dataclass(frozen=True, slots=True)
