@@ -113,7 +113,7 @@ class RowCells:
     scan keeps three plain lists and looks into just the cells it compares or replaces.
     """
 
-    __slots__ = ("_index", "cols", "ends", "has_ref", "inner", "starts")
+    __slots__ = ("_index", "_raw", "cols", "ends", "has_ref", "inner", "starts")
 
     def __init__(self, inner: bytes) -> None:
         self.inner = inner
@@ -122,6 +122,7 @@ class RowCells:
         self.ends: list[int] = []
         self.has_ref: list[bool] = []
         self._index: dict[int, int] | None = None
+        self._raw: dict[int, RawCell | None] = {}
 
     def __len__(self) -> int:
         return len(self.cols)
@@ -130,13 +131,19 @@ class RowCells:
         """The cell at 0-based ``col``, or None when the row has none there."""
         if col is None:
             return None
+        if col in self._raw:
+            # One RawCell per cell: an apply asks for the same cell for its compare-and-set
+            # text, its formula check and its style, and parses its attributes only once.
+            return self._raw[col]
         if self._index is None:
             self._index = {c: i for i, c in enumerate(self.cols)}
         i = self._index.get(col)
-        if i is None:
-            return None
-        start, end = self.starts[i], self.ends[i]
-        return RawCell(col, start, end, self.inner[start:end], self.has_ref[i])
+        found = None
+        if i is not None:
+            start, end = self.starts[i], self.ends[i]
+            found = RawCell(col, start, end, self.inner[start:end], self.has_ref[i])
+        self._raw[col] = found
+        return found
 
 
 def row_cells(inner: bytes | None) -> RowCells:
@@ -376,7 +383,7 @@ def rebuild_row(
     if lines is not None:
         attrs = row_height_attrs(attrs.rstrip().rstrip(b"/"), lines)
     p = row.prefix
-    if not re.search(rb"(?:^|\s)r\s*=", row.attrs_raw):
+    if not _HAS_R_RE.search(row.attrs_raw):
         attrs = f' r="{row.number}"'.encode() + attrs
     body = b"".join(pieces)
     attrs = attrs.rstrip()
@@ -385,9 +392,13 @@ def rebuild_row(
     return b"<" + p + b"row" + attrs + b">" + body + b"</" + p + b"row>"
 
 
+_HAS_R_RE = re.compile(rb"(?:^|\s)r\s*=")
+_SPANS_RE = re.compile(rb"\bspans\s*=\s*\"(\d+):(\d+)\"")
+
+
 def _update_spans(attrs: bytes, max_col: int) -> bytes:
     """Widen a row's optional ``spans`` hint so it covers a newly written column."""
-    m = re.search(rb"\bspans\s*=\s*\"(\d+):(\d+)\"", attrs)
+    m = _SPANS_RE.search(attrs) if b"spans" in attrs else None
     if not m or int(m.group(2)) >= max_col + 1:
         return attrs
     new = f'spans="{m.group(1).decode()}:{max_col + 1}"'.encode()

@@ -705,7 +705,13 @@ def _is_date_style(style: bytes | None, ctx: ox.ValueContext) -> bool:
 
 
 class _XmlRows:
-    """The locator's view of the Referrals sheet XML: row cells parsed only when asked for."""
+    """The locator's view of the Referrals sheet XML: row cells parsed only when asked for.
+
+    Each row's cells are indexed once, and each cell's compare-and-set text and each row's
+    Referral ID computed once: the locator, the compare-and-set and the write itself all ask
+    for the same cells (a first sync asks for every row's ID cell and 7 bridge cells), and the
+    XML they read cannot change within one apply.
+    """
 
     def __init__(
         self,
@@ -719,6 +725,8 @@ class _XmlRows:
         self.id_col = id_col
         self.staff = staff
         self._cells: dict[int, oxr.RowCells] = {}
+        self._texts: dict[tuple[int, int], str] = {}
+        self._ids: dict[int, str | None] = {}
 
     def cells(self, number: int) -> oxr.RowCells:
         found = self._cells.get(number)
@@ -731,12 +739,21 @@ class _XmlRows:
         return self.cells(number).cell(col)
 
     def text(self, number: int, col: int) -> str:
-        return cell_text_of(self.cell(number, col), self.ctx)
+        key = (number, col)
+        found = self._texts.get(key)
+        if found is None:
+            found = self._texts[key] = cell_text_of(self.cell(number, col), self.ctx)
+        return found
 
     def id_at(self, number: int) -> str | None:
+        if number in self._ids:
+            return self._ids[number]
         if number < 2 or number not in self.rows:
-            return None
-        return self.text(number, self.id_col).strip() if self.id_col is not None else ""
+            found = None
+        else:
+            found = self.text(number, self.id_col).strip() if self.id_col is not None else ""
+        self._ids[number] = found
+        return found
 
     def fingerprint_at(self, number: int) -> str:
         width = max(self.staff.values(), default=-1) + 1
