@@ -127,6 +127,11 @@ class RowCells:
     def __len__(self) -> int:
         return len(self.cols)
 
+    def in_order(self) -> bool:
+        """Does every cell name its column (``r``), each to the right of the one before?"""
+        cols = self.cols
+        return all(self.has_ref) and all(cols[i] < cols[i + 1] for i in range(len(cols) - 1))
+
     def cell(self, col: int | None) -> RawCell | None:
         """The cell at 0-based ``col``, or None when the row has none there."""
         if col is None:
@@ -434,14 +439,25 @@ def update_dimension(xml: bytes, max_row: int, max_col: int) -> tuple[int, int, 
 
 def splice(data: bytes, edits: Iterable[tuple[int, int, bytes]]) -> bytes:
     """Apply non-overlapping (start, end, replacement) edits to ``data``."""
-    out: list[bytes] = []
+    return b"".join(splice_pieces(data, edits))
+
+
+def splice_pieces(
+    data: bytes, edits: Iterable[tuple[int, int, bytes]]
+) -> list[bytes | memoryview]:
+    """:func:`splice` as the pieces to write in order, the untouched stretches of ``data`` as
+    zero-copy views: a patched sheet is written without a second whole copy of it."""
+    view = memoryview(data)
+    out: list[bytes | memoryview] = []
     pos = 0
     for start, end, new in sorted(edits, key=lambda e: (e[0], e[1])):
-        out.append(data[pos:start])
+        if start > pos:
+            out.append(view[pos:start])
         out.append(new)
         pos = end
-    out.append(data[pos:])
-    return b"".join(out)
+    if pos < len(data):
+        out.append(view[pos:])
+    return out
 
 
 _COLS_RE = re.compile(

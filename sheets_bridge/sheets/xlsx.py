@@ -53,6 +53,7 @@ from sheets_bridge.sheets.xlsx_file import clean_leftovers, lock_files, refuse_i
 from sheets_bridge.sheets.xlsx_package import (
     Package,
     PackageEdit,
+    Pieces,
     cell_text_of,
     formula_kind,
     title_key,
@@ -519,18 +520,28 @@ class LocalWorkbook:
         max_col = max(c for cols in new_cells.values() for c in cols)
         starts = sorted(r.start for r in rows.values())
         sheet_end = data_span.inner_end if data_span is not None else None
-        handed: list[tuple[bytes, bytes]] = []
+        handed: list[_HandedRow] = []
+        view = memoryview(xml)
         for row_no, cols in new_cells.items():
             span = rows.get(row_no)
             if span is not None:
-                rebuilt = oxr.rebuild_row(
-                    span, source.cells(row_no), cols, max_col, row_lines.get(row_no)
-                )
+                cells = source.cells(row_no)
+                rebuilt = oxr.rebuild_row(span, cells, cols, max_col, row_lines.get(row_no))
+                source.forget(row_no)  # its cells are written: hold one row's index at a time
                 edits.append((span.start, span.end, rebuilt))
                 k = bisect.bisect_right(starts, span.start)
                 stop = starts[k] if k < len(starts) else sheet_end
                 if stop is not None and stop >= span.end:
-                    handed.append((rebuilt, xml[span.end : stop]))
+                    tail = xml[span.end : stop]
+                    # The old row's memo key, when its cells can be patched instead of parsed
+                    # again (see _hand_over): every cell names its column, in order, and only
+                    # whitespace follows the row.
+                    old_key = (
+                        ox.row_digest(view[span.inner_start : stop])
+                        if not tail.strip() and cells.in_order()
+                        else None
+                    )
+                    handed.append((rebuilt, tail, old_key, cols))
                 continue
             # Only row 1 (headers) can be missing here: insert it before the first row.
             row_xml = oxr.new_row(prefix, row_no, cols)
@@ -555,7 +566,7 @@ class LocalWorkbook:
         widths = oxr.column_width_edit(xml, data_span, added) if added else None
         if widths is not None:
             edits.append(widths)
-        edit.put(sheet.part, oxr.splice(xml, edits))
+        edit.put_pieces(sheet.part, Pieces(oxr.splice_pieces(xml, edits)))
         if formula_hit:
             edit.drop_calc_chain()
         if any(start == end for start, end, _ in edits if start >= (data_span.start if data_span else 0)):
@@ -633,7 +644,11 @@ class LocalWorkbook:
         replace_file(self.path, edit.write_zip, check=still_ours, step=self.step)
 
 
-_Handed = tuple[str, ox.ValueContext, list[tuple[bytes, bytes]]]
+#: A rewritten row for the next read: (its XML as written, the bytes after it up to the next
+#: row, the memo key of the row it replaced when that row's cells may be patched (else None),
+#: the cells written by column).
+_HandedRow = tuple[bytes, bytes, bytes | None, dict[int, bytes]]
+_Handed = tuple[str, ox.ValueContext, list[_HandedRow]]
 
 
 def _context_fit(old: ox.ValueContext, new: ox.ValueContext) -> str:
@@ -651,13 +666,21 @@ def _context_fit(old: ox.ValueContext, new: ox.ValueContext) -> str:
 
 
 def _hand_over(
-    path_key: tuple[str, str], part: str, ctx: ox.ValueContext, rows: Sequence[tuple[bytes, bytes]]
+    path_key: tuple[str, str], part: str, ctx: ox.ValueContext, rows: Sequence[_HandedRow]
 ) -> None:
     """After a save, give the next read the rows this save rewrote, already parsed.
 
-    ``rows`` are (row XML as written, the bytes that follow it up to the next row): exactly
-    the bytes the next read will digest, parsed with the written file's context, so the cycle
-    after a first sync (every row rewritten) parses none of them again.
+    Each row is keyed by the digest of exactly the bytes the next read will digest (the row
+    as written and what follows it up to the next row) and holds what the read would parse
+    from them with the written file's context, so the cycle after a first sync (every row
+    rewritten) parses none of them again.
+
+    Parsing every rewritten row again cost as much as reading the sheet. A row whose cells
+    all name their column, in order, is patched instead (``_patched``): its old entry (the
+    memo of the read this save was planned from, valid under ``ctx``) with the written cells'
+    values, parsed from the written cells' bytes alone, put in their columns. That is exact
+    because with explicit references a cell's value depends on its own bytes and ``ctx``
+    only; any other row, or one whose old entry is missing, is parsed whole.
     """
     global _read_memo
     memo = _take_memo()
@@ -673,13 +696,38 @@ def _hand_over(
     memo.parts_digest = b""  # the next read compares the context value by value
     kept = memo.rows.setdefault(part, {})
     scan = ox.RowScanner(ctx)
-    for row_xml, tail in rows:
+    for row_xml, tail, old_key, written in rows:
         m = ox.ROW_START_RE.match(row_xml)
         if m is None or m.group(3):
             continue
         segment = row_xml[m.end() :] + tail
-        kept[ox.row_digest(memoryview(segment))] = scan.cells(segment, 0, len(segment))
+        old = kept.get(old_key) if old_key is not None else None
+        entry = _patched(old, written, scan) if old is not None else None
+        if entry is None:
+            entry = scan.cells(segment, 0, len(segment))
+        kept[ox.row_digest(memoryview(segment))] = entry
     _read_memo = memo
+
+
+def _patched(old: ox.RowEntry, written: Mapping[int, bytes], scan: ox.RowScanner) -> ox.RowEntry:
+    """A row's memo entry after ``written`` (column -> cell XML, b"" for a removed cell)
+    replaced its cells: the old values with the written columns set to what the written
+    cells parse to. Formulas in the written columns are gone (the bridge writes values);
+    the row stays closed only if it was and the written cells are."""
+    values, formula_cols, closed = old
+    fresh = b"".join(written.values())
+    new_values, _, new_closed = scan.cells(fresh, 0, len(fresh))
+    out = list(values)
+    width = max(len(out), len(new_values))
+    if len(out) < width:
+        out.extend([None] * (width - len(out)))
+    for col in written:
+        if col < width:
+            out[col] = new_values[col] if col < len(new_values) else None
+    while out and out[-1] is None:
+        out.pop()
+    kept_formulas = tuple(c for c in formula_cols if c not in written)
+    return tuple(out), kept_formulas, closed and new_closed
 
 
 def _same_row(
@@ -734,6 +782,10 @@ class _XmlRows:
             span = self.rows.get(number)
             found = self._cells[number] = oxr.row_cells(span.inner if span else None)
         return found
+
+    def forget(self, number: int) -> None:
+        """Drop a row's cell index once its writes are built (the texts and IDs stay)."""
+        self._cells.pop(number, None)
 
     def cell(self, number: int, col: int | None) -> oxr.RawCell | None:
         return self.cells(number).cell(col)
