@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -109,55 +110,75 @@ _ROW_CELL_RE = re.compile(
 class RowCells:
     """The cells of one row body: columns and byte spans, with a RawCell built only on request.
 
-    Patching touches every row that gets a write (all of them when a column is added), so the
-    scan keeps three plain lists and looks into just the cells it compares or replaces.
+    Patching touches every row that gets a write (all of them when a column is added, 100,000
+    on a first sync), so the index is compact: the columns and spans in ``array`` form (no
+    Python int per cell), positions relative to ``lo`` in ``inner``, which is the row body
+    itself or the whole sheet part the row is in (no copy of the row), and nothing else kept.
     """
 
-    __slots__ = ("_index", "_raw", "cols", "ends", "has_ref", "inner", "starts")
+    __slots__ = ("_index", "cols", "ends", "has_ref", "hi", "inner", "lo", "starts")
 
-    def __init__(self, inner: bytes) -> None:
+    def __init__(self, inner: bytes, lo: int = 0, hi: int | None = None) -> None:
         self.inner = inner
-        self.cols: list[int] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.has_ref: list[bool] = []
+        self.lo = lo
+        self.hi = len(inner) if hi is None else hi
+        self.cols: Sequence[int] = _EMPTY
+        self.starts: Sequence[int] = _EMPTY
+        self.ends: Sequence[int] = _EMPTY
+        self.has_ref: Sequence[int] = _EMPTY
         self._index: dict[int, int] | None = None
-        self._raw: dict[int, RawCell | None] = {}
 
     def __len__(self) -> int:
         return len(self.cols)
+
+    def body(self) -> bytes:
+        """The row body's bytes (a copy)."""
+        return self.inner[self.lo : self.hi]
 
     def in_order(self) -> bool:
         """Does every cell name its column (``r``), each to the right of the one before?"""
         cols = self.cols
         return all(self.has_ref) and all(cols[i] < cols[i + 1] for i in range(len(cols) - 1))
 
+    def _find(self, col: int) -> int | None:
+        if self._index is None:
+            cols = self.cols
+            if all(cols[i] < cols[i + 1] for i in range(len(cols) - 1)):
+                i = bisect.bisect_left(cols, col)
+                return i if i < len(cols) and cols[i] == col else None
+            # Out of order, or a column twice: the last cell for a column wins, as before.
+            self._index = {c: i for i, c in enumerate(cols)}
+        return self._index.get(col)
+
     def cell(self, col: int | None) -> RawCell | None:
         """The cell at 0-based ``col``, or None when the row has none there."""
         if col is None:
             return None
-        if col in self._raw:
-            # One RawCell per cell: an apply asks for the same cell for its compare-and-set
-            # text, its formula check and its style, and parses its attributes only once.
-            return self._raw[col]
-        if self._index is None:
-            self._index = {c: i for i, c in enumerate(self.cols)}
-        i = self._index.get(col)
-        found = None
-        if i is not None:
-            start, end = self.starts[i], self.ends[i]
-            found = RawCell(col, start, end, self.inner[start:end], self.has_ref[i])
-        self._raw[col] = found
-        return found
+        i = self._find(col)
+        if i is None:
+            return None
+        start, end = self.starts[i], self.ends[i]
+        lo = self.lo
+        return RawCell(col, start, end, self.inner[lo + start : lo + end], bool(self.has_ref[i]))
+
+
+_EMPTY: Sequence[int] = array("i")
 
 
 def row_cells(inner: bytes | None) -> RowCells:
-    """The cells of one row body, with their byte spans, for patching.
+    """The cells of one row body, with their byte spans, for patching."""
+    return _row_cells(inner or b"", inner or b"", 0)
 
-    The common case (no prefixes, ``r`` first, nothing but cells in the row) is split on ``<c ``,
-    several times faster than a regex scan; anything else takes the regex path.
-    """
-    out = RowCells(inner or b"")
+
+def row_cells_in(xml: bytes, lo: int, hi: int) -> RowCells:
+    """:func:`row_cells` of the row body ``xml[lo:hi]``, kept as spans into ``xml``."""
+    return _row_cells(xml, xml[lo:hi], lo)
+
+
+def _row_cells(base: bytes, inner: bytes, lo: int) -> RowCells:
+    """The common case (no prefixes, ``r`` first, nothing but cells in the row) is split on
+    ``<c ``, several times faster than a regex scan; anything else takes the regex path."""
+    out = RowCells(base, lo, lo + len(inner))
     if not inner:
         return out
     if (
@@ -168,9 +189,12 @@ def row_cells(inner: bytes | None) -> RowCells:
         and _row_cells_split(inner, out)
     ):
         return out
-    out = RowCells(inner)
     col = -1
     cache = COL_CACHE
+    cols: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    refs: list[int] = []
     for cm in _ROW_CELL_RE.finditer(inner):
         letters, a = cm.group(1), cm.group(2)
         if letters is not None:
@@ -181,10 +205,12 @@ def row_cells(inner: bytes | None) -> RowCells:
             ref = attrs_of(a).get(b"r")
             col = col_index(ref.rstrip(DIGITS)) if ref else col + 1
             has_ref = bool(ref)
-        out.cols.append(col)
-        out.starts.append(cm.start())
-        out.ends.append(cm.end())
-        out.has_ref.append(has_ref)
+        cols.append(col)
+        starts.append(cm.start())
+        ends.append(cm.end())
+        refs.append(has_ref)
+    out.cols, out.starts, out.ends = array("i", cols), array("i", starts), array("i", ends)
+    out.has_ref = array("b", refs)
     return out
 
 
@@ -192,7 +218,9 @@ def _row_cells_split(inner: bytes, out: RowCells) -> bool:
     chunks = inner.split(b"<c ")
     if chunks[0].strip():
         return False
-    cols, starts, ends = out.cols, out.starts, out.ends
+    cols: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
     cache = COL_CACHE
     pos = len(chunks[0])
     for ch in chunks[1:]:
@@ -217,21 +245,44 @@ def _row_cells_split(inner: bytes, out: RowCells) -> bool:
         starts.append(pos)
         ends.append(end)
         pos += 3 + n
-    out.has_ref = [True] * len(cols)
+    out.cols, out.starts, out.ends = array("i", cols), array("i", starts), array("i", ends)
+    out.has_ref = array("b", [1]) * len(cols)
     return True
 
 
-@dataclass
 class RowSpan:
-    """A ``<row>`` element's position in the sheet part."""
+    """A ``<row>`` element's position in the sheet part (offsets only: the row's bytes stay
+    in the part, and ``inner`` slices them when asked)."""
 
-    number: int
-    start: int
-    end: int
-    prefix: bytes
-    attrs_raw: bytes
-    inner: bytes | None
-    inner_start: int
+    __slots__ = ("attrs_raw", "end", "inner_end", "inner_start", "number", "prefix", "start",
+                 "xml")
+
+    def __init__(
+        self, number: int, start: int, end: int, prefix: bytes, attrs_raw: bytes,
+        inner_start: int, inner_end: int | None, xml: bytes,
+    ) -> None:
+        self.number = number
+        self.start = start
+        self.end = end
+        self.prefix = prefix
+        self.attrs_raw = attrs_raw
+        self.inner_start = inner_start
+        self.inner_end = inner_end
+        """None for a self-closing ``<row/>``."""
+        self.xml = xml
+
+    @property
+    def inner(self) -> bytes | None:
+        """The row body (a copy), None for ``<row/>``."""
+        if self.inner_end is None:
+            return None
+        return self.xml[self.inner_start : self.inner_end]
+
+    def cells(self) -> RowCells:
+        """The row's cell index, as spans into the sheet part."""
+        if self.inner_end is None:
+            return RowCells(b"")
+        return row_cells_in(self.xml, self.inner_start, self.inner_end)
 
 
 def index_rows(xml: bytes) -> tuple[dict[int, RowSpan], SheetDataSpan | None]:
@@ -251,7 +302,9 @@ def index_rows(xml: bytes) -> tuple[dict[int, RowSpan], SheetDataSpan | None]:
         r_m = ROW_NUM_RE.search(attrs)
         row_no = int(r_m.group(1)) if r_m else row_no + 1
         if rm.group(3):  # <row .../>
-            out[row_no] = RowSpan(row_no, rm.start(), rm.end(), rm.group(1), attrs, None, rm.end())
+            out[row_no] = RowSpan(
+                row_no, rm.start(), rm.end(), rm.group(1), attrs, rm.end(), None, xml
+            )
             pos = rm.end()
             continue
         close = b"</" + rm.group(1) + b"row>"
@@ -259,13 +312,7 @@ def index_rows(xml: bytes) -> tuple[dict[int, RowSpan], SheetDataSpan | None]:
         if stop < 0:
             raise ValueError(f"worksheet row {row_no} is not terminated")
         out[row_no] = RowSpan(
-            row_no,
-            rm.start(),
-            stop + len(close),
-            rm.group(1),
-            attrs,
-            xml[rm.end() : stop],
-            rm.end(),
+            row_no, rm.start(), stop + len(close), rm.group(1), attrs, rm.end(), stop, xml
         )
         pos = stop + len(close)
     return out, span
@@ -343,7 +390,7 @@ def rebuild_row(
     Untouched cells keep their bytes (plus an ``r`` when they had none, so that numbering stays
     right), and everything between cells (whitespace) is kept.
     """
-    inner = cells.inner
+    inner = cells.body()
     pending = sorted(new_cells.items())
     cols, starts, ends = cells.cols, cells.starts, cells.ends
     n = len(cols)

@@ -441,7 +441,7 @@ class LocalWorkbook:
 
         # Header writes: a missing bridge column's header goes into row 1.
         row1 = rows.get(1)
-        cells1 = oxr.row_cells(row1.inner if row1 else None)
+        cells1 = row1.cells() if row1 else oxr.row_cells(None)
         for hw in plan.header_writes:
             cur = cells1.cell(hw.col)
             cur_text = cell_text(ox.cell_value(cur.attrs, cur.body, ctx)) if cur else ""
@@ -773,14 +773,14 @@ class _XmlRows:
         self.id_col = id_col
         self.staff = staff
         self._cells: dict[int, oxr.RowCells] = {}
-        self._texts: dict[tuple[int, int], str] = {}
         self._ids: dict[int, str | None] = {}
+        self._last: tuple[int, int, oxr.RawCell | None] | None = None
 
     def cells(self, number: int) -> oxr.RowCells:
         found = self._cells.get(number)
         if found is None:
             span = self.rows.get(number)
-            found = self._cells[number] = oxr.row_cells(span.inner if span else None)
+            found = self._cells[number] = span.cells() if span else oxr.row_cells(None)
         return found
 
     def forget(self, number: int) -> None:
@@ -788,14 +788,18 @@ class _XmlRows:
         self._cells.pop(number, None)
 
     def cell(self, number: int, col: int | None) -> oxr.RawCell | None:
-        return self.cells(number).cell(col)
+        # The last cell asked for is kept: the compare-and-set, the formula check and the
+        # write ask for the same cell one after another (its attributes parsed once).
+        last = self._last
+        if last is not None and last[0] == number and last[1] == col:
+            return last[2]
+        found = self.cells(number).cell(col)
+        if col is not None:
+            self._last = (number, col, found)
+        return found
 
     def text(self, number: int, col: int) -> str:
-        key = (number, col)
-        found = self._texts.get(key)
-        if found is None:
-            found = self._texts[key] = cell_text_of(self.cell(number, col), self.ctx)
-        return found
+        return cell_text_of(self.cell(number, col), self.ctx)
 
     def id_at(self, number: int) -> str | None:
         if number in self._ids:
