@@ -116,7 +116,7 @@ class RowCells:
     itself or the whole sheet part the row is in (no copy of the row), and nothing else kept.
     """
 
-    __slots__ = ("_index", "cols", "ends", "has_ref", "hi", "inner", "lo", "starts")
+    __slots__ = ("_index", "cols", "ends", "has_ref", "hi", "inner", "lo", "ordered", "starts")
 
     def __init__(self, inner: bytes, lo: int = 0, hi: int | None = None) -> None:
         self.inner = inner
@@ -126,6 +126,8 @@ class RowCells:
         self.starts: Sequence[int] = _EMPTY
         self.ends: Sequence[int] = _EMPTY
         self.has_ref: Sequence[int] = _EMPTY
+        self.ordered = True
+        """Each cell's column is right of the one before (no column twice)."""
         self._index: dict[int, int] | None = None
 
     def __len__(self) -> int:
@@ -137,15 +139,14 @@ class RowCells:
 
     def in_order(self) -> bool:
         """Does every cell name its column (``r``), each to the right of the one before?"""
-        cols = self.cols
-        return all(self.has_ref) and all(cols[i] < cols[i + 1] for i in range(len(cols) - 1))
+        return self.ordered and all(self.has_ref)
 
     def _find(self, col: int) -> int | None:
+        cols = self.cols
+        if self.ordered:
+            i = bisect.bisect_left(cols, col)
+            return i if i < len(cols) and cols[i] == col else None
         if self._index is None:
-            cols = self.cols
-            if all(cols[i] < cols[i + 1] for i in range(len(cols) - 1)):
-                i = bisect.bisect_left(cols, col)
-                return i if i < len(cols) and cols[i] == col else None
             # Out of order, or a column twice: the last cell for a column wins, as before.
             self._index = {c: i for i, c in enumerate(cols)}
         return self._index.get(col)
@@ -211,6 +212,7 @@ def _row_cells(base: bytes, inner: bytes, lo: int) -> RowCells:
         refs.append(has_ref)
     out.cols, out.starts, out.ends = array("i", cols), array("i", starts), array("i", ends)
     out.has_ref = array("b", refs)
+    out.ordered = all(cols[i] < cols[i + 1] for i in range(len(cols) - 1))
     return out
 
 
@@ -223,6 +225,8 @@ def _row_cells_split(inner: bytes, out: RowCells) -> bool:
     ends: list[int] = []
     cache = COL_CACHE
     pos = len(chunks[0])
+    prev = -1
+    ordered = True
     for ch in chunks[1:]:
         if ch[:3] != b'r="':
             return False
@@ -241,12 +245,16 @@ def _row_cells_split(inner: bytes, out: RowCells) -> bool:
             if not body.endswith((b"</c>", b"/>")):
                 return False
             end = pos + 3 + len(body)
+        if col <= prev:
+            ordered = False
+        prev = col
         cols.append(col)
         starts.append(pos)
         ends.append(end)
         pos += 3 + n
     out.cols, out.starts, out.ends = array("i", cols), array("i", starts), array("i", ends)
     out.has_ref = array("b", [1]) * len(cols)
+    out.ordered = ordered
     return True
 
 
@@ -395,7 +403,7 @@ def rebuild_row(
     cols, starts, ends = cells.cols, cells.starts, cells.ends
     n = len(cols)
     pieces: list[bytes] = []
-    if all(cells.has_ref) and all(cols[i] < cols[i + 1] for i in range(n - 1)):
+    if cells.in_order():
         # Copy the untouched stretches of the row in one slice each.
         pos = 0
         for col, xml in pending:

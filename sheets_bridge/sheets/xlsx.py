@@ -478,7 +478,44 @@ class LocalWorkbook:
 
         placement = place_writes(plan.cell_writes, source, columns, source.text, refuse=refuse)
         report.skipped.extend(placement.skipped)
-        for w, row_no in placement.writes:
+        report.applied.extend(w for w, _ in placement.writes)  # every placed write is built
+        if not (placement.writes or new_cells):
+            return None
+        # Each row is rebuilt as soon as its last write is built (its cells, index and row
+        # lines then go), so a first sync never holds every row's new cells at once. Cells are
+        # built in the plan's order, as before, so styles are added in the same order.
+        last_write = {row_no: i for i, (_, row_no) in enumerate(placement.writes)}
+        max_col = max(
+            (*(columns[w.column] for w, _ in placement.writes), *new_cells.get(1, {})),
+            default=0,
+        )
+        max_row = max((*last_write, *new_cells), default=0)
+        edits: list[tuple[int, int, bytes]] = []
+        starts = sorted(r.start for r in rows.values())
+        sheet_end = data_span.inner_end if data_span is not None else None
+        handed: list[_HandedRow] = []
+        view = memoryview(xml)
+
+        def rebuild(row_no: int, span: oxr.RowSpan, cols: dict[int, bytes]) -> None:
+            cells = source.cells(row_no)
+            rebuilt = oxr.rebuild_row(span, cells, cols, max_col, row_lines.pop(row_no, None))
+            source.forget(row_no)  # its cells are written: hold one row's index at a time
+            edits.append((span.start, span.end, rebuilt))
+            k = bisect.bisect_right(starts, span.start)
+            stop = starts[k] if k < len(starts) else sheet_end
+            if stop is not None and stop >= span.end:
+                tail = xml[span.end : stop]
+                # The old row's memo key, when its cells can be patched instead of parsed
+                # again (see _hand_over): every cell names its column, in order, and only
+                # whitespace follows the row.
+                old_key = (
+                    ox.row_digest(view[span.inner_start : stop])
+                    if not tail.strip() and cells.in_order()
+                    else None
+                )
+                handed.append((rebuilt, tail, old_key, tuple(cols), b"".join(cols.values())))
+
+        for i, (w, row_no) in enumerate(placement.writes):
             col = columns[w.column]
             cell = source.cell(row_no, col)
             if cell is not None and formula_kind(cell.body) is not None:
@@ -497,7 +534,7 @@ class LocalWorkbook:
                 if not _is_date_style(style, ctx):
                     found = edit.style(oxr.CellLook(number_format=oxr.DATETIME_FORMAT))
                     style = str(found).encode() if found is not None else style
-                new_cells.setdefault(row_no, {})[col] = oxr.number_cell(prefix, ref, style, serial)
+                built = oxr.number_cell(prefix, ref, style, serial)
             elif new:
                 if w.column == "Attention":
                     width = model.BRIDGE_COLUMN_WIDTHS["Attention"]
@@ -505,43 +542,20 @@ class LocalWorkbook:
                 if style is None and w.column in model.BRIDGE_WRAP_COLUMNS:
                     found = edit.style(oxr.CellLook(wrap=True))
                     style = str(found).encode() if found is not None else None
-                new_cells.setdefault(row_no, {})[col] = oxr.inline_string_cell(
-                    prefix, ref, style, new
-                )
+                built = oxr.inline_string_cell(prefix, ref, style, new)
             else:
                 if w.column == "Attention":
                     row_lines[row_no] = 1
-                new_cells.setdefault(row_no, {})[col] = oxr.empty_cell(prefix, ref, style)
-            report.applied.append(w)
+                built = oxr.empty_cell(prefix, ref, style)
+            new_cells.setdefault(row_no, {})[col] = built
+            span = rows.get(row_no)
+            if last_write[row_no] == i and span is not None and row_no != 1:
+                rebuild(row_no, span, new_cells.pop(row_no))
 
-        if not new_cells:
-            return None
-        edits: list[tuple[int, int, bytes]] = []
-        max_col = max(c for cols in new_cells.values() for c in cols)
-        starts = sorted(r.start for r in rows.values())
-        sheet_end = data_span.inner_end if data_span is not None else None
-        handed: list[_HandedRow] = []
-        view = memoryview(xml)
         for row_no, cols in new_cells.items():
             span = rows.get(row_no)
             if span is not None:
-                cells = source.cells(row_no)
-                rebuilt = oxr.rebuild_row(span, cells, cols, max_col, row_lines.get(row_no))
-                source.forget(row_no)  # its cells are written: hold one row's index at a time
-                edits.append((span.start, span.end, rebuilt))
-                k = bisect.bisect_right(starts, span.start)
-                stop = starts[k] if k < len(starts) else sheet_end
-                if stop is not None and stop >= span.end:
-                    tail = xml[span.end : stop]
-                    # The old row's memo key, when its cells can be patched instead of parsed
-                    # again (see _hand_over): every cell names its column, in order, and only
-                    # whitespace follows the row.
-                    old_key = (
-                        ox.row_digest(view[span.inner_start : stop])
-                        if not tail.strip() and cells.in_order()
-                        else None
-                    )
-                    handed.append((rebuilt, tail, old_key, cols))
+                rebuild(row_no, span, cols)
                 continue
             # Only row 1 (headers) can be missing here: insert it before the first row.
             row_xml = oxr.new_row(prefix, row_no, cols)
@@ -555,7 +569,7 @@ class LocalWorkbook:
             elif data_span is not None:
                 at = data_span.inner_end if data_span.inner_end is not None else data_span.end
                 edits.append((at, at, row_xml))
-        dim = oxr.update_dimension(xml, max(new_cells), max_col)
+        dim = oxr.update_dimension(xml, max_row, max_col)
         if dim is not None:
             edits.append(dim)
         added = {
@@ -646,8 +660,8 @@ class LocalWorkbook:
 
 #: A rewritten row for the next read: (its XML as written, the bytes after it up to the next
 #: row, the memo key of the row it replaced when that row's cells may be patched (else None),
-#: the cells written by column).
-_HandedRow = tuple[bytes, bytes, bytes | None, dict[int, bytes]]
+#: the columns written, the written cells' XML).
+_HandedRow = tuple[bytes, bytes, bytes | None, tuple[int, ...], bytes]
 _Handed = tuple[str, ox.ValueContext, list[_HandedRow]]
 
 
@@ -696,26 +710,27 @@ def _hand_over(
     memo.parts_digest = b""  # the next read compares the context value by value
     kept = memo.rows.setdefault(part, {})
     scan = ox.RowScanner(ctx)
-    for row_xml, tail, old_key, written in rows:
+    for row_xml, tail, old_key, written, fresh in rows:
         m = ox.ROW_START_RE.match(row_xml)
         if m is None or m.group(3):
             continue
         segment = row_xml[m.end() :] + tail
         old = kept.get(old_key) if old_key is not None else None
-        entry = _patched(old, written, scan) if old is not None else None
+        entry = _patched(old, written, fresh, scan) if old is not None else None
         if entry is None:
             entry = scan.cells(segment, 0, len(segment))
         kept[ox.row_digest(memoryview(segment))] = entry
     _read_memo = memo
 
 
-def _patched(old: ox.RowEntry, written: Mapping[int, bytes], scan: ox.RowScanner) -> ox.RowEntry:
-    """A row's memo entry after ``written`` (column -> cell XML, b"" for a removed cell)
-    replaced its cells: the old values with the written columns set to what the written
-    cells parse to. Formulas in the written columns are gone (the bridge writes values);
-    the row stays closed only if it was and the written cells are."""
+def _patched(
+    old: ox.RowEntry, written: Sequence[int], fresh: bytes, scan: ox.RowScanner
+) -> ox.RowEntry:
+    """A row's memo entry after cells were written in the columns ``written`` (``fresh``
+    their XML; a removed cell writes nothing): the old values with the written columns set to
+    what the written cells parse to. Formulas in the written columns are gone (the bridge
+    writes values); the row stays closed only if it was and the written cells are."""
     values, formula_cols, closed = old
-    fresh = b"".join(written.values())
     new_values, _, new_closed = scan.cells(fresh, 0, len(fresh))
     out = list(values)
     width = max(len(out), len(new_values))
