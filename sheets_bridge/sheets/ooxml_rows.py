@@ -681,7 +681,15 @@ def generate_sheet(
             ref = f"{letters[c]}{num}"
             bold = heading or c in bold_here
             align = "right" if c in right_here else None
-            if isinstance(value, bool):
+            if type(value) is str:  # most cells: the text branch below, without the type tests
+                text = value[:max_chars]
+                wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
+                s = s_attr(bold, None, align, wrap)
+                parts.append(
+                    f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
+                    f"{escape_text(text)}</t></is></c>"
+                )
+            elif isinstance(value, bool):
                 s = s_attr(bold, None, align, False)
                 parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
             elif isinstance(value, datetime | date):
