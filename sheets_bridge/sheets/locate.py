@@ -169,7 +169,8 @@ def place_writes(
         if number is not None:
             name = gets_id.get(ref) or (ref.referral_id if ref.referral_id in issued else "")
             claimed.setdefault(number, set()).add(name or repr(ref))
-    last, found = None, (None, "")
+    last = None
+    found: tuple[int | None, str] = (None, "")
     for write in writes:
         if write.row is not last:
             last = write.row
