@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sheets_bridge.dates import to_serial
-from sheets_bridge.model import Hours, OutOf, OutValue, Share
+from sheets_bridge.model import CellValue, Hours, OutOf, OutValue, Share
 from sheets_bridge.sheets.ooxml import (
     COL_CACHE,
     DIGITS,
@@ -35,6 +35,7 @@ from sheets_bridge.sheets.ooxml import (
     escape_text,
     find_sheet_data,
     parse_range,
+    row_digest,
 )
 from sheets_bridge.values import cell_text
 
@@ -592,8 +593,13 @@ def generate_sheet(
     keep: Sequence[bytes] = (),
     max_chars: int = 32_767,
     date1904: bool = False,
+    parsed: list[GeneratedRow] | None = None,
 ) -> bytes:
     """A whole worksheet part for a bridge-owned tab.
+
+    ``parsed``, when given, receives each row as the next read will parse it (see
+    :data:`GeneratedRow`), so a save can hand the tab to that read without it parsing the
+    tab again.
 
     Strings are inline strings (so a value starting with ``=`` stays text, B18); numbers are plain
     numbers; a ``datetime`` or ``date`` is its serial with a date format, so it sorts and filters
@@ -675,12 +681,17 @@ def generate_sheet(
             parts.append(f'<row r="{num}" ht="{15 * lines}" customHeight="1">')
         else:
             parts.append(f'<row r="{num}">')
+        first_cell = len(parts)
+        values: list[CellValue] = []
+        numbers: list[tuple[int, bytes]] = []
+        readable = True
         for c, value in enumerate(row):
             if value is None:
                 continue
             ref = f"{letters[c]}{num}"
             bold = heading or c in bold_here
             align = "right" if c in right_here else None
+            read: CellValue
             if type(value) is str:  # most cells: the text branch below, without the type tests
                 text = value[:max_chars]
                 wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
@@ -689,16 +700,24 @@ def generate_sheet(
                     f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
                     f"{escape_text(text)}</t></is></c>"
                 )
+                read = text or None
             elif isinstance(value, bool):
                 s = s_attr(bold, None, align, False)
                 parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
-            elif isinstance(value, datetime | date):
+                read = bool(value)
+            elif isinstance(value, datetime | date) or (
+                isinstance(value, int | float) and math.isfinite(value)
+            ):
                 s = s_attr(bold, value_format(value), align, False)
-                serial = to_serial(value, date1904)
-                parts.append(f'<c r="{ref}"{s}><v>{cell_text(serial)}</v></c>')
-            elif isinstance(value, int | float) and math.isfinite(value):
-                s = s_attr(bold, value_format(value), align, False)
-                parts.append(f'<c r="{ref}"{s}><v>{cell_text(value)}</v></c>')
+                shown = cell_text(
+                    to_serial(value, date1904) if isinstance(value, datetime | date) else value
+                )
+                parts.append(f'<c r="{ref}"{s}><v>{shown}</v></c>')
+                read = _number_read(shown)
+                if read is None:
+                    readable = False
+                elif s:
+                    numbers.append((c, s[4:-1].encode("ascii")))  # ' s="N"': a date style?
             else:
                 text = str(value)[:max_chars]
                 wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
@@ -707,7 +726,15 @@ def generate_sheet(
                     f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
                     f"{escape_text(text)}</t></is></c>"
                 )
+                read = text or None
+            if parsed is not None and read is not None:
+                if c > len(values):
+                    values.extend([None] * (c - len(values)))
+                values.append(read)
         parts.append("</row>")
+        if parsed is not None and readable:
+            segment = "".join(parts[first_cell:]).encode("utf-8")
+            parsed.append((row_digest(memoryview(segment)), tuple(values), tuple(numbers)))
     parts.append("</sheetData>")
     parts.append(
         '<pageMargins left="0.4" right="0.4" top="0.5" bottom="0.5" header="0.3" footer="0.3"/>'
@@ -718,6 +745,26 @@ def generate_sheet(
     parts.append(f'<pageSetup orientation="{orientation}" fitToWidth="1" fitToHeight="0"/>')
     out = "".join(parts).encode("utf-8")
     return out + b"".join(keep) + b"</worksheet>"
+
+
+#: A generated row as the next read parses it: (the memo key of its bytes, its values with a
+#: number cell's value as a plain number, the (column, style index) of each number cell that
+#: has a style: whether that style shows a date is the written file's to say, see
+#: ``xlsx._tab_entry``). A row whose cells the read might parse otherwise is left out.
+GeneratedRow = tuple[bytes, tuple[CellValue, ...], tuple[tuple[int, bytes], ...]]
+
+
+def _number_read(shown: str) -> int | float | None:
+    """What the reader makes of a number cell's ``<v>`` text (``ooxml.RowScanner``'s rule),
+    None when it would not read it as a number."""
+    v = shown.encode("ascii", "replace")
+    try:
+        if b"." in v or b"E" in v or b"e" in v:
+            f = float(v)
+            return int(f) if f.is_integer() and abs(f) < 1e15 else f
+        return int(v) if v else None
+    except ValueError:
+        return None
 
 
 def _wraps(row: Sequence[OutValue], c: int, widths: Sequence[int]) -> bool:

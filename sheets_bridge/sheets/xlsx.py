@@ -394,21 +394,24 @@ class LocalWorkbook:
         handed: _Handed | None = None
         if plan.cell_writes or plan.header_writes:
             handed = self._patch_referrals(pkg, edit, plan, columns, report)
+        tabs: dict[str, list[oxr.GeneratedRow]] = {}
         for content in plan.tab_contents:
-            self._write_tab(pkg, edit, content, report)
+            written = self._write_tab(pkg, edit, content, report)
+            if written is not None:
+                tabs[written[0]] = written[1]
         if not edit.changed:
             return report
         self._save(edit, version)
         report.saved = True
-        if handed is not None:
-            part, ctx, rows = handed
+        if handed is not None or tabs:
+            part, ctx, rows = handed if handed is not None else (None, self._context(pkg), [])
             if pkg.styles_part is not None and pkg.actual(pkg.styles_part) in edit.changes:
                 ctx = ox.ValueContext(
                     shared=ctx.shared,
                     date_style=ox.date_styles(edit.get(pkg.styles_part)),
                     date1904=ctx.date1904,
                 )
-            _hand_over((str(self.path.resolve()), self.referrals_tab), part, ctx, rows)
+            _hand_over((str(self.path.resolve()), self.referrals_tab), part, ctx, rows, tabs)
         return report
 
     def _patch_referrals(
@@ -600,10 +603,12 @@ class LocalWorkbook:
 
     def _write_tab(
         self, pkg: Package, edit: PackageEdit, content: TabContent, report: ApplyReport
-    ) -> None:
+    ) -> tuple[str, list[oxr.GeneratedRow]] | None:
+        """Write a bridge tab whole; return its part and its rows as the next read parses
+        them (for :func:`_hand_over`)."""
         if title_key(content.title) == title_key(self.referrals_tab):
             log.error("refusing to overwrite the Referrals tab with a summary tab")
-            return
+            return None
         existing = pkg.find_sheet(content.title)
         part = existing.part if existing is not None else edit.new_sheet_part()
         keep: list[bytes] = []
@@ -623,6 +628,7 @@ class LocalWorkbook:
         drawing_rid = edit.redraw_chart(part, drawing_rid, content, fresh_sheet=existing is None)
         if drawing_rid is not None:
             keep.insert(0, b'<drawing r:id="' + ox.escape_attr(drawing_rid).encode() + b'"/>')
+        parsed: list[oxr.GeneratedRow] = []
         xml = oxr.generate_sheet(
             content.rows,
             style=edit.style,
@@ -636,12 +642,14 @@ class LocalWorkbook:
             keep=keep,
             max_chars=model.MAX_CELL_CHARS,
             date1904=pkg.date1904,
+            parsed=parsed,
         )
         if existing is not None:
             edit.put(part, xml)
         else:
             edit.add_sheet(content.title, xml, part)
         report.tabs_written.append(content.title)
+        return edit.pkg.actual(part), parsed
 
     def _save(self, edit: PackageEdit, version: str) -> None:
         """Write the new zip beside the workbook and swap it in, if the file is still ours."""
@@ -680,7 +688,11 @@ def _context_fit(old: ox.ValueContext, new: ox.ValueContext) -> str:
 
 
 def _hand_over(
-    path_key: tuple[str, str], part: str, ctx: ox.ValueContext, rows: Sequence[_HandedRow]
+    path_key: tuple[str, str],
+    part: str | None,
+    ctx: ox.ValueContext,
+    rows: Sequence[_HandedRow],
+    tabs: Mapping[str, Sequence[oxr.GeneratedRow]] | None = None,
 ) -> None:
     """After a save, give the next read the rows this save rewrote, already parsed.
 
@@ -695,6 +707,11 @@ def _hand_over(
     values, parsed from the written cells' bytes alone, put in their columns. That is exact
     because with explicit references a cell's value depends on its own bytes and ``ctx``
     only; any other row, or one whose old entry is missing, is parsed whole.
+
+    ``tabs`` are the bridge tabs the save wrote whole, by part, each row as
+    ``generate_sheet`` says the read parses it: their rows go in as they are, keyed the same
+    way (so only a tab whose bytes on disk are the bytes written is read from them), with a
+    number's date style looked up in ``ctx`` as the read does.
     """
     global _read_memo
     memo = _take_memo()
@@ -708,8 +725,15 @@ def _hand_over(
         memo.referrals = None
     memo.ctx = ctx
     memo.parts_digest = b""  # the next read compares the context value by value
-    kept = memo.rows.setdefault(part, {})
     scan = ox.RowScanner(ctx)
+    for tab_part, generated in (tabs or {}).items():
+        into = memo.rows.setdefault(tab_part, {})
+        for key, values, numbers in generated:
+            into[key] = _tab_entry(values, numbers, scan.date_by_s)
+    if part is None:
+        _read_memo = memo
+        return
+    kept = memo.rows.setdefault(part, {})
     for row_xml, tail, old_key, written, fresh in rows:
         m = ox.ROW_START_RE.match(row_xml)
         if m is None or m.group(3):
@@ -721,6 +745,27 @@ def _hand_over(
             entry = scan.cells(segment, 0, len(segment))
         kept[ox.row_digest(memoryview(segment))] = entry
     _read_memo = memo
+
+
+def _tab_entry(
+    values: tuple[model.CellValue, ...],
+    numbers: Sequence[tuple[int, bytes]],
+    date_by_s: Mapping[bytes, bool],
+) -> ox.RowEntry:
+    """A generated row's memo entry: a styled number is a date where its style shows one,
+    and the row is closed unless a number's style is outside the styles (the scanner's
+    rules, ``ooxml.RowScanner.cells``)."""
+    if not numbers:
+        return values, (), True
+    out = list(values)
+    closed = True
+    for col, s in numbers:
+        flag = date_by_s.get(s)
+        if flag:
+            out[col] = model.DateSerial(out[col])  # type: ignore[arg-type]
+        elif flag is None:
+            closed = False
+    return tuple(out), (), closed
 
 
 def _patched(
