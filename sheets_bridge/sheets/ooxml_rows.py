@@ -713,7 +713,7 @@ def generate_sheet(
                     to_serial(value, date1904) if isinstance(value, datetime | date) else value
                 )
                 parts.append(f'<c r="{ref}"{s}><v>{shown}</v></c>')
-                read = _number_read(shown)
+                read = number_read(shown)
                 if read is None:
                     readable = False
                 elif s:
@@ -754,7 +754,7 @@ def generate_sheet(
 GeneratedRow = tuple[bytes, tuple[CellValue, ...], tuple[tuple[int, bytes], ...]]
 
 
-def _number_read(shown: str) -> int | float | None:
+def number_read(shown: str) -> int | float | None:
     """What the reader makes of a number cell's ``<v>`` text (``ooxml.RowScanner``'s rule),
     None when it would not read it as a number."""
     v = shown.encode("ascii", "replace")

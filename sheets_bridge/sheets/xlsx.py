@@ -499,6 +499,10 @@ class LocalWorkbook:
         handed: list[_HandedRow] = []
         view = memoryview(xml)
 
+        # What each written cell reads as (the written file's styles decide whether a number
+        # is a date: see _patched), by row; a row with a cell the rule cannot say is parsed.
+        reads: dict[int, tuple[dict[int, model.CellValue], list[tuple[int, bytes]]] | None] = {}
+
         def rebuild(row_no: int, span: oxr.RowSpan, cols: dict[int, bytes]) -> None:
             cells = source.cells(row_no)
             rebuilt = oxr.rebuild_row(span, cells, cols, max_col, row_lines.pop(row_no, None))
@@ -511,12 +515,16 @@ class LocalWorkbook:
                 # The old row's memo key, when its cells can be patched instead of parsed
                 # again (see _hand_over): every cell names its column, in order, and only
                 # whitespace follows the row.
+                read = reads.pop(row_no, None)
                 old_key = (
                     ox.row_digest(view[span.inner_start : stop])
-                    if not tail.strip() and cells.in_order()
+                    if read is not None and not tail.strip() and cells.in_order()
                     else None
                 )
-                handed.append((rebuilt, tail, old_key, tuple(cols), b"".join(cols.values())))
+                values, numbers = read if read is not None else ({}, [])
+                handed.append((rebuilt, tail, old_key, values, tuple(numbers)))
+            else:
+                reads.pop(row_no, None)
 
         for i, (w, row_no) in enumerate(placement.writes):
             col = columns[w.column]
@@ -538,6 +546,7 @@ class LocalWorkbook:
                     found = edit.style(oxr.CellLook(number_format=oxr.DATETIME_FORMAT))
                     style = str(found).encode() if found is not None else style
                 built = oxr.number_cell(prefix, ref, style, serial)
+                value: model.CellValue = oxr.number_read(cell_text(serial))
             elif new:
                 if w.column == "Attention":
                     width = model.BRIDGE_COLUMN_WIDTHS["Attention"]
@@ -546,11 +555,21 @@ class LocalWorkbook:
                     found = edit.style(oxr.CellLook(wrap=True))
                     style = str(found).encode() if found is not None else None
                 built = oxr.inline_string_cell(prefix, ref, style, new)
+                value = new
             else:
                 if w.column == "Attention":
                     row_lines[row_no] = 1
                 built = oxr.empty_cell(prefix, ref, style)
+                value = None
             new_cells.setdefault(row_no, {})[col] = built
+            read = reads.setdefault(row_no, ({}, [])) if row_no not in reads else reads[row_no]
+            if read is not None:
+                if serial is not None and value is None:
+                    reads[row_no] = None  # not read as a number: that row is parsed again
+                else:
+                    read[0][col] = value
+                    if serial is not None and style is not None:
+                        read[1].append((col, style))
             span = rows.get(row_no)
             if last_write[row_no] == i and span is not None and row_no != 1:
                 rebuild(row_no, span, new_cells.pop(row_no))
@@ -668,8 +687,10 @@ class LocalWorkbook:
 
 #: A rewritten row for the next read: (its XML as written, the bytes after it up to the next
 #: row, the memo key of the row it replaced when that row's cells may be patched (else None),
-#: the columns written, the written cells' XML).
-_HandedRow = tuple[bytes, bytes, bytes | None, tuple[int, ...], bytes]
+#: what each written cell reads as by column, the written number cells' styles by column).
+_HandedRow = tuple[
+    bytes, bytes, bytes | None, Mapping[int, model.CellValue], tuple[tuple[int, bytes], ...]
+]
 _Handed = tuple[str, ox.ValueContext, list[_HandedRow]]
 
 
@@ -734,13 +755,13 @@ def _hand_over(
         _read_memo = memo
         return
     kept = memo.rows.setdefault(part, {})
-    for row_xml, tail, old_key, written, fresh in rows:
+    for row_xml, tail, old_key, written, numbers in rows:
         m = ox.ROW_START_RE.match(row_xml)
         if m is None or m.group(3):
             continue
         segment = row_xml[m.end() :] + tail
         old = kept.get(old_key) if old_key is not None else None
-        entry = _patched(old, written, fresh, scan) if old is not None else None
+        entry = _patched(old, written, numbers, scan) if old is not None else None
         if entry is None:
             entry = scan.cells(segment, 0, len(segment))
         kept[ox.row_digest(memoryview(segment))] = entry
@@ -769,25 +790,36 @@ def _tab_entry(
 
 
 def _patched(
-    old: ox.RowEntry, written: Sequence[int], fresh: bytes, scan: ox.RowScanner
+    old: ox.RowEntry,
+    written: Mapping[int, model.CellValue],
+    numbers: Sequence[tuple[int, bytes]],
+    scan: ox.RowScanner,
 ) -> ox.RowEntry:
-    """A row's memo entry after cells were written in the columns ``written`` (``fresh``
-    their XML; a removed cell writes nothing): the old values with the written columns set to
-    what the written cells parse to. Formulas in the written columns are gone (the bridge
-    writes values); the row stays closed only if it was and the written cells are."""
+    """A row's memo entry after the cells ``written`` (column -> what the cell reads as: the
+    text of an inline string, the number of a number cell, None for a removed cell) replaced
+    its cells: the old values with those columns set, a written number in a date style a
+    date (``numbers``: its column and style). That is the reader's rule for the bytes the
+    bridge writes (``ooxml.RowScanner.cells``; the generated tabs use the same one, and
+    ``tests/integration/test_xlsx_apply_exact.py`` compares both with a parse). Formulas in
+    the written columns are gone (the bridge writes values); the row stays closed only if it
+    was and every written style is in the styles."""
     values, formula_cols, closed = old
-    new_values, _, new_closed = scan.cells(fresh, 0, len(fresh))
     out = list(values)
-    width = max(len(out), len(new_values))
+    width = max(len(out), max(written, default=-1) + 1)
     if len(out) < width:
         out.extend([None] * (width - len(out)))
-    for col in written:
-        if col < width:
-            out[col] = new_values[col] if col < len(new_values) else None
+    for col, value in written.items():
+        out[col] = value if value != "" else None
+    for col, s in numbers:
+        flag = scan.date_by_s.get(s)
+        if flag:
+            out[col] = model.DateSerial(out[col])  # type: ignore[arg-type]
+        elif flag is None:
+            closed = False
     while out and out[-1] is None:
         out.pop()
     kept_formulas = tuple(c for c in formula_cols if c not in written)
-    return tuple(out), kept_formulas, closed and new_closed
+    return tuple(out), kept_formulas, closed
 
 
 def _same_row(

@@ -56,6 +56,7 @@ COLUMNS = {h: i for i, h in enumerate(HEADERS)}
 ROWS = 12
 TEXTS = ["", "Contacted", "=SUM(A1:A3)", "a & b <c> \"d\"", "line one\nline two", "x" * 40,
          "_x0041_ literal", "2026-11-20 09:30"]
+MOMENT = "2026-11-20 09:30"
 
 
 def _workbook(path: Path) -> Path:
@@ -81,6 +82,13 @@ def _fresh(path: Path) -> Snapshot:
     return LocalWorkbook(path).read()
 
 
+def cell_types(snap: Snapshot) -> list[tuple[str, ...]]:
+    """The type of every cell value read (a DateSerial reprs as a plain float)."""
+    rows = [r.values for r in snap.referrals.rows] if snap.referrals is not None else []
+    rows += [row for title in sorted(snap.tabs) for row in snap.tabs[title].rows]
+    return [tuple(type(v).__name__ for v in row) for row in rows]
+
+
 def _value(snap: Snapshot, row: int, col: int) -> object:
     assert snap.referrals is not None
     for r in snap.referrals.rows:
@@ -94,14 +102,14 @@ write_sets = st.lists(
         st.integers(2, ROWS + 1),  # row number
         st.sampled_from(["Stage", "Attention", "Bridge Updated", "Visit", "Follow-up Due"]),
         st.booleans(),  # expected is what the cell holds (else stale)
-        st.sampled_from(TEXTS),
+        st.sampled_from(TEXTS + [MOMENT] * 4),  # a date-time often: the moment columns
     ),
     max_size=25,
     unique_by=lambda w: (w[0], w[1]),
 )
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(writes=write_sets, add_header=st.booleans(), with_tab=st.booleans())
 def test_random_writes_land_exactly_and_read_back_as_a_fresh_read(
@@ -141,6 +149,7 @@ def test_random_writes_land_exactly_and_read_back_as_a_fresh_read(
     warm = sheet.read()  # the memo holds what the save handed over
     after = _fresh(path)
     assert repr(warm) == repr(after)
+    assert cell_types(warm) == cell_types(after)  # a DateSerial reprs as a plain float
     written = {(w.row.number, columns[w.column]): w.new for w in landed}
     assert after.referrals is not None and before.referrals is not None
     width = len(columns)
@@ -149,12 +158,13 @@ def test_random_writes_land_exactly_and_read_back_as_a_fresh_read(
         for c in range(width):
             got = _value(after, r.number, c)
             if (r.number, c) not in written:
-                assert repr(got) == repr(_value(before, r.number, c)), (r.number, c)
+                was = _value(before, r.number, c)
+                assert (repr(got), type(got)) == (repr(was), type(was)), (r.number, c)
                 continue
             new = written[(r.number, c)]
             if not new:
                 assert got is None
-            elif c in moments and new == "2026-11-20 09:30":
+            elif c in moments and new == MOMENT:
                 assert isinstance(got, DateSerial)
             else:
                 assert got == new  # text, as written: "=SUM(...)" is not a formula
@@ -215,4 +225,5 @@ def test_a_generated_tab_handed_over_reads_as_its_bytes_parse(
         handed = _tab_entry(values, numbers, scan.date_by_s)
         assert key in keep
         assert repr(handed[:2]) == repr(keep[key][:2])
+        assert [type(v) for v in handed[0]] == [type(v) for v in keep[key][0]]
         assert handed[2] == keep[key][2]

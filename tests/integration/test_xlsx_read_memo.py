@@ -65,9 +65,18 @@ def _fresh(path: Path) -> Snapshot:
     return LocalWorkbook(path).read()
 
 
+def cell_types(snap: Snapshot) -> list[tuple[str, ...]]:
+    """The type of every cell value read, row by row (Referrals rows, then each tab's)."""
+    rows = [r.values for r in snap.referrals.rows] if snap.referrals is not None else []
+    rows += [row for title in sorted(snap.tabs) for row in snap.tabs[title].rows]
+    return [tuple(type(v).__name__ for v in row) for row in rows]
+
+
 def _same(a: Snapshot, b: Snapshot) -> None:
-    # repr, not ==: DateSerial(40001) == 40001, and the type is what a stale memo gets wrong.
+    # repr and the types, not ==: DateSerial(40001) == 40001 (and reprs as 40001), and the
+    # type is what a stale memo gets wrong.
     assert repr(a) == repr(b)
+    assert cell_types(a) == cell_types(b)
 
 
 def _warm(path: Path) -> LocalWorkbook:
