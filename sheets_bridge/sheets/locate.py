@@ -146,9 +146,14 @@ def place_writes(
     placement = Placement()
     search = _Search(rows)
     located: dict[RowRef, tuple[int | None, str]] = {}
+    # A plan gives a row's writes one after another with the same RowRef object: the same
+    # object as the write before needs no dict lookup (a RowRef hashes in Python, slowly).
+    last: RowRef | None = None
     for write in writes:
-        if write.row not in located:
-            located[write.row] = locate(write.row, rows, search)
+        ref = write.row
+        if ref is not last and ref not in located:
+            located[ref] = locate(ref, rows, search)
+        last = ref
     # A row given its Referral ID by this very plan may be named by that ID in its other writes.
     gets_id = {
         write.row: write.new.strip()
@@ -164,8 +169,13 @@ def place_writes(
         if number is not None:
             name = gets_id.get(ref) or (ref.referral_id if ref.referral_id in issued else "")
             claimed.setdefault(number, set()).add(name or repr(ref))
+    last = None
+    found: tuple[int | None, str] = (None, "")
     for write in writes:
-        number, reason = located[write.row]
+        if write.row is not last:
+            last = write.row
+            found = located[last]
+        number, reason = found
         col = columns.get(write.column)
         if number is not None and len(claimed[number]) > 1:
             number, reason = None, f"row {number} matches more than one planned row"

@@ -12,12 +12,13 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sheets_bridge.dates import to_serial
-from sheets_bridge.model import Hours, OutOf, OutValue, Share
+from sheets_bridge.model import CellValue, Hours, OutOf, OutValue, Share
 from sheets_bridge.sheets.ooxml import (
     COL_CACHE,
     DIGITS,
@@ -34,6 +35,7 @@ from sheets_bridge.sheets.ooxml import (
     escape_text,
     find_sheet_data,
     parse_range,
+    row_digest,
 )
 from sheets_bridge.values import cell_text
 
@@ -109,43 +111,76 @@ _ROW_CELL_RE = re.compile(
 class RowCells:
     """The cells of one row body: columns and byte spans, with a RawCell built only on request.
 
-    Patching touches every row that gets a write (all of them when a column is added), so the
-    scan keeps three plain lists and looks into just the cells it compares or replaces.
+    Patching touches every row that gets a write (all of them when a column is added, 100,000
+    on a first sync), so the index is compact: the columns and spans in ``array`` form (no
+    Python int per cell), positions relative to ``lo`` in ``inner``, which is the row body
+    itself or the whole sheet part the row is in (no copy of the row), and nothing else kept.
     """
 
-    __slots__ = ("_index", "cols", "ends", "has_ref", "inner", "starts")
+    __slots__ = ("_index", "cols", "ends", "has_ref", "hi", "inner", "lo", "ordered", "starts")
 
-    def __init__(self, inner: bytes) -> None:
+    def __init__(self, inner: bytes, lo: int = 0, hi: int | None = None) -> None:
         self.inner = inner
-        self.cols: list[int] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.has_ref: list[bool] = []
+        self.lo = lo
+        self.hi = len(inner) if hi is None else hi
+        self.cols: Sequence[int] = _EMPTY
+        self.starts: Sequence[int] = _EMPTY
+        self.ends: Sequence[int] = _EMPTY
+        self.has_ref: Sequence[int] = _EMPTY
+        self.ordered = True
+        """Each cell's column is right of the one before (no column twice)."""
         self._index: dict[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.cols)
 
+    def body(self) -> bytes:
+        """The row body's bytes (a copy)."""
+        return self.inner[self.lo : self.hi]
+
+    def in_order(self) -> bool:
+        """Does every cell name its column (``r``), each to the right of the one before?"""
+        return self.ordered and all(self.has_ref)
+
+    def _find(self, col: int) -> int | None:
+        cols = self.cols
+        if self.ordered:
+            i = bisect.bisect_left(cols, col)
+            return i if i < len(cols) and cols[i] == col else None
+        if self._index is None:
+            # Out of order, or a column twice: the last cell for a column wins, as before.
+            self._index = {c: i for i, c in enumerate(cols)}
+        return self._index.get(col)
+
     def cell(self, col: int | None) -> RawCell | None:
         """The cell at 0-based ``col``, or None when the row has none there."""
         if col is None:
             return None
-        if self._index is None:
-            self._index = {c: i for i, c in enumerate(self.cols)}
-        i = self._index.get(col)
+        i = self._find(col)
         if i is None:
             return None
         start, end = self.starts[i], self.ends[i]
-        return RawCell(col, start, end, self.inner[start:end], self.has_ref[i])
+        lo = self.lo
+        return RawCell(col, start, end, self.inner[lo + start : lo + end], bool(self.has_ref[i]))
+
+
+_EMPTY: Sequence[int] = array("i")
 
 
 def row_cells(inner: bytes | None) -> RowCells:
-    """The cells of one row body, with their byte spans, for patching.
+    """The cells of one row body, with their byte spans, for patching."""
+    return _row_cells(inner or b"", inner or b"", 0)
 
-    The common case (no prefixes, ``r`` first, nothing but cells in the row) is split on ``<c ``,
-    several times faster than a regex scan; anything else takes the regex path.
-    """
-    out = RowCells(inner or b"")
+
+def row_cells_in(xml: bytes, lo: int, hi: int) -> RowCells:
+    """:func:`row_cells` of the row body ``xml[lo:hi]``, kept as spans into ``xml``."""
+    return _row_cells(xml, xml[lo:hi], lo)
+
+
+def _row_cells(base: bytes, inner: bytes, lo: int) -> RowCells:
+    """The common case (no prefixes, ``r`` first, nothing but cells in the row) is split on
+    ``<c ``, several times faster than a regex scan; anything else takes the regex path."""
+    out = RowCells(base, lo, lo + len(inner))
     if not inner:
         return out
     if (
@@ -156,9 +191,12 @@ def row_cells(inner: bytes | None) -> RowCells:
         and _row_cells_split(inner, out)
     ):
         return out
-    out = RowCells(inner)
     col = -1
     cache = COL_CACHE
+    cols: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    refs: list[int] = []
     for cm in _ROW_CELL_RE.finditer(inner):
         letters, a = cm.group(1), cm.group(2)
         if letters is not None:
@@ -169,10 +207,13 @@ def row_cells(inner: bytes | None) -> RowCells:
             ref = attrs_of(a).get(b"r")
             col = col_index(ref.rstrip(DIGITS)) if ref else col + 1
             has_ref = bool(ref)
-        out.cols.append(col)
-        out.starts.append(cm.start())
-        out.ends.append(cm.end())
-        out.has_ref.append(has_ref)
+        cols.append(col)
+        starts.append(cm.start())
+        ends.append(cm.end())
+        refs.append(has_ref)
+    out.cols, out.starts, out.ends = array("i", cols), array("i", starts), array("i", ends)
+    out.has_ref = array("b", refs)
+    out.ordered = all(cols[i] < cols[i + 1] for i in range(len(cols) - 1))
     return out
 
 
@@ -180,9 +221,13 @@ def _row_cells_split(inner: bytes, out: RowCells) -> bool:
     chunks = inner.split(b"<c ")
     if chunks[0].strip():
         return False
-    cols, starts, ends = out.cols, out.starts, out.ends
+    cols: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
     cache = COL_CACHE
     pos = len(chunks[0])
+    prev = -1
+    ordered = True
     for ch in chunks[1:]:
         if ch[:3] != b'r="':
             return False
@@ -201,25 +246,52 @@ def _row_cells_split(inner: bytes, out: RowCells) -> bool:
             if not body.endswith((b"</c>", b"/>")):
                 return False
             end = pos + 3 + len(body)
+        if col <= prev:
+            ordered = False
+        prev = col
         cols.append(col)
         starts.append(pos)
         ends.append(end)
         pos += 3 + n
-    out.has_ref = [True] * len(cols)
+    out.cols, out.starts, out.ends = array("i", cols), array("i", starts), array("i", ends)
+    out.has_ref = array("b", [1]) * len(cols)
+    out.ordered = ordered
     return True
 
 
-@dataclass
 class RowSpan:
-    """A ``<row>`` element's position in the sheet part."""
+    """A ``<row>`` element's position in the sheet part (offsets only: the row's bytes stay
+    in the part, and ``inner`` slices them when asked)."""
 
-    number: int
-    start: int
-    end: int
-    prefix: bytes
-    attrs_raw: bytes
-    inner: bytes | None
-    inner_start: int
+    __slots__ = ("attrs_raw", "end", "inner_end", "inner_start", "number", "prefix", "start",
+                 "xml")
+
+    def __init__(
+        self, number: int, start: int, end: int, prefix: bytes, attrs_raw: bytes,
+        inner_start: int, inner_end: int | None, xml: bytes,
+    ) -> None:
+        self.number = number
+        self.start = start
+        self.end = end
+        self.prefix = prefix
+        self.attrs_raw = attrs_raw
+        self.inner_start = inner_start
+        self.inner_end = inner_end
+        """None for a self-closing ``<row/>``."""
+        self.xml = xml
+
+    @property
+    def inner(self) -> bytes | None:
+        """The row body (a copy), None for ``<row/>``."""
+        if self.inner_end is None:
+            return None
+        return self.xml[self.inner_start : self.inner_end]
+
+    def cells(self) -> RowCells:
+        """The row's cell index, as spans into the sheet part."""
+        if self.inner_end is None:
+            return RowCells(b"")
+        return row_cells_in(self.xml, self.inner_start, self.inner_end)
 
 
 def index_rows(xml: bytes) -> tuple[dict[int, RowSpan], SheetDataSpan | None]:
@@ -239,7 +311,9 @@ def index_rows(xml: bytes) -> tuple[dict[int, RowSpan], SheetDataSpan | None]:
         r_m = ROW_NUM_RE.search(attrs)
         row_no = int(r_m.group(1)) if r_m else row_no + 1
         if rm.group(3):  # <row .../>
-            out[row_no] = RowSpan(row_no, rm.start(), rm.end(), rm.group(1), attrs, None, rm.end())
+            out[row_no] = RowSpan(
+                row_no, rm.start(), rm.end(), rm.group(1), attrs, rm.end(), None, xml
+            )
             pos = rm.end()
             continue
         close = b"</" + rm.group(1) + b"row>"
@@ -247,13 +321,7 @@ def index_rows(xml: bytes) -> tuple[dict[int, RowSpan], SheetDataSpan | None]:
         if stop < 0:
             raise ValueError(f"worksheet row {row_no} is not terminated")
         out[row_no] = RowSpan(
-            row_no,
-            rm.start(),
-            stop + len(close),
-            rm.group(1),
-            attrs,
-            xml[rm.end() : stop],
-            rm.end(),
+            row_no, rm.start(), stop + len(close), rm.group(1), attrs, rm.end(), stop, xml
         )
         pos = stop + len(close)
     return out, span
@@ -331,12 +399,12 @@ def rebuild_row(
     Untouched cells keep their bytes (plus an ``r`` when they had none, so that numbering stays
     right), and everything between cells (whitespace) is kept.
     """
-    inner = cells.inner
+    inner = cells.body()
     pending = sorted(new_cells.items())
     cols, starts, ends = cells.cols, cells.starts, cells.ends
     n = len(cols)
     pieces: list[bytes] = []
-    if all(cells.has_ref) and all(cols[i] < cols[i + 1] for i in range(n - 1)):
+    if cells.in_order():
         # Copy the untouched stretches of the row in one slice each.
         pos = 0
         for col, xml in pending:
@@ -376,7 +444,7 @@ def rebuild_row(
     if lines is not None:
         attrs = row_height_attrs(attrs.rstrip().rstrip(b"/"), lines)
     p = row.prefix
-    if not re.search(rb"(?:^|\s)r\s*=", row.attrs_raw):
+    if not _HAS_R_RE.search(row.attrs_raw):
         attrs = f' r="{row.number}"'.encode() + attrs
     body = b"".join(pieces)
     attrs = attrs.rstrip()
@@ -385,9 +453,13 @@ def rebuild_row(
     return b"<" + p + b"row" + attrs + b">" + body + b"</" + p + b"row>"
 
 
+_HAS_R_RE = re.compile(rb"(?:^|\s)r\s*=")
+_SPANS_RE = re.compile(rb"\bspans\s*=\s*\"(\d+):(\d+)\"")
+
+
 def _update_spans(attrs: bytes, max_col: int) -> bytes:
     """Widen a row's optional ``spans`` hint so it covers a newly written column."""
-    m = re.search(rb"\bspans\s*=\s*\"(\d+):(\d+)\"", attrs)
+    m = _SPANS_RE.search(attrs) if b"spans" in attrs else None
     if not m or int(m.group(2)) >= max_col + 1:
         return attrs
     new = f'spans="{m.group(1).decode()}:{max_col + 1}"'.encode()
@@ -423,14 +495,25 @@ def update_dimension(xml: bytes, max_row: int, max_col: int) -> tuple[int, int, 
 
 def splice(data: bytes, edits: Iterable[tuple[int, int, bytes]]) -> bytes:
     """Apply non-overlapping (start, end, replacement) edits to ``data``."""
-    out: list[bytes] = []
+    return b"".join(splice_pieces(data, edits))
+
+
+def splice_pieces(
+    data: bytes, edits: Iterable[tuple[int, int, bytes]]
+) -> list[bytes | memoryview]:
+    """:func:`splice` as the pieces to write in order, the untouched stretches of ``data`` as
+    zero-copy views: a patched sheet is written without a second whole copy of it."""
+    view = memoryview(data)
+    out: list[bytes | memoryview] = []
     pos = 0
     for start, end, new in sorted(edits, key=lambda e: (e[0], e[1])):
-        out.append(data[pos:start])
+        if start > pos:
+            out.append(view[pos:start])
         out.append(new)
         pos = end
-    out.append(data[pos:])
-    return b"".join(out)
+    if pos < len(data):
+        out.append(view[pos:])
+    return out
 
 
 _COLS_RE = re.compile(
@@ -510,8 +593,13 @@ def generate_sheet(
     keep: Sequence[bytes] = (),
     max_chars: int = 32_767,
     date1904: bool = False,
+    parsed: list[GeneratedRow] | None = None,
 ) -> bytes:
     """A whole worksheet part for a bridge-owned tab.
+
+    ``parsed``, when given, receives each row as the next read will parse it (see
+    :data:`GeneratedRow`), so a save can hand the tab to that read without it parsing the
+    tab again.
 
     Strings are inline strings (so a value starting with ``=`` stays text, B18); numbers are plain
     numbers; a ``datetime`` or ``date`` is its serial with a date format, so it sorts and filters
@@ -593,22 +681,43 @@ def generate_sheet(
             parts.append(f'<row r="{num}" ht="{15 * lines}" customHeight="1">')
         else:
             parts.append(f'<row r="{num}">')
+        first_cell = len(parts)
+        values: list[CellValue] = []
+        numbers: list[tuple[int, bytes]] = []
+        readable = True
         for c, value in enumerate(row):
             if value is None:
                 continue
             ref = f"{letters[c]}{num}"
             bold = heading or c in bold_here
             align = "right" if c in right_here else None
-            if isinstance(value, bool):
+            read: CellValue
+            if type(value) is str:  # most cells: the text branch below, without the type tests
+                text = value[:max_chars]
+                wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
+                s = s_attr(bold, None, align, wrap)
+                parts.append(
+                    f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
+                    f"{escape_text(text)}</t></is></c>"
+                )
+                read = text or None
+            elif isinstance(value, bool):
                 s = s_attr(bold, None, align, False)
                 parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
-            elif isinstance(value, datetime | date):
+                read = bool(value)
+            elif isinstance(value, datetime | date) or (
+                isinstance(value, int | float) and math.isfinite(value)
+            ):
                 s = s_attr(bold, value_format(value), align, False)
-                serial = to_serial(value, date1904)
-                parts.append(f'<c r="{ref}"{s}><v>{cell_text(serial)}</v></c>')
-            elif isinstance(value, int | float) and math.isfinite(value):
-                s = s_attr(bold, value_format(value), align, False)
-                parts.append(f'<c r="{ref}"{s}><v>{cell_text(value)}</v></c>')
+                shown = cell_text(
+                    to_serial(value, date1904) if isinstance(value, datetime | date) else value
+                )
+                parts.append(f'<c r="{ref}"{s}><v>{shown}</v></c>')
+                read = number_read(shown)
+                if read is None:
+                    readable = False
+                elif s:
+                    numbers.append((c, s[4:-1].encode("ascii")))  # ' s="N"': a date style?
             else:
                 text = str(value)[:max_chars]
                 wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
@@ -617,7 +726,15 @@ def generate_sheet(
                     f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
                     f"{escape_text(text)}</t></is></c>"
                 )
+                read = text or None
+            if parsed is not None and read is not None:
+                if c > len(values):
+                    values.extend([None] * (c - len(values)))
+                values.append(read)
         parts.append("</row>")
+        if parsed is not None and readable:
+            segment = "".join(parts[first_cell:]).encode("utf-8")
+            parsed.append((row_digest(memoryview(segment)), tuple(values), tuple(numbers)))
     parts.append("</sheetData>")
     parts.append(
         '<pageMargins left="0.4" right="0.4" top="0.5" bottom="0.5" header="0.3" footer="0.3"/>'
@@ -628,6 +745,26 @@ def generate_sheet(
     parts.append(f'<pageSetup orientation="{orientation}" fitToWidth="1" fitToHeight="0"/>')
     out = "".join(parts).encode("utf-8")
     return out + b"".join(keep) + b"</worksheet>"
+
+
+#: A generated row as the next read parses it: (the memo key of its bytes, its values with a
+#: number cell's value as a plain number, the (column, style index) of each number cell that
+#: has a style: whether that style shows a date is the written file's to say, see
+#: ``xlsx._tab_entry``). A row whose cells the read might parse otherwise is left out.
+GeneratedRow = tuple[bytes, tuple[CellValue, ...], tuple[tuple[int, bytes], ...]]
+
+
+def number_read(shown: str) -> int | float | None:
+    """What the reader makes of a number cell's ``<v>`` text (``ooxml.RowScanner``'s rule),
+    None when it would not read it as a number."""
+    v = shown.encode("ascii", "replace")
+    try:
+        if b"." in v or b"E" in v or b"e" in v:
+            f = float(v)
+            return int(f) if f.is_integer() and abs(f) < 1e15 else f
+        return int(v) if v else None
+    except ValueError:
+        return None
 
 
 def _wraps(row: Sequence[OutValue], c: int, widths: Sequence[int]) -> bool:

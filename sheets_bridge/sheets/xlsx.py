@@ -53,6 +53,7 @@ from sheets_bridge.sheets.xlsx_file import clean_leftovers, lock_files, refuse_i
 from sheets_bridge.sheets.xlsx_package import (
     Package,
     PackageEdit,
+    Pieces,
     cell_text_of,
     formula_kind,
     title_key,
@@ -393,21 +394,24 @@ class LocalWorkbook:
         handed: _Handed | None = None
         if plan.cell_writes or plan.header_writes:
             handed = self._patch_referrals(pkg, edit, plan, columns, report)
+        tabs: dict[str, list[oxr.GeneratedRow]] = {}
         for content in plan.tab_contents:
-            self._write_tab(pkg, edit, content, report)
+            written = self._write_tab(pkg, edit, content, report)
+            if written is not None:
+                tabs[written[0]] = written[1]
         if not edit.changed:
             return report
         self._save(edit, version)
         report.saved = True
-        if handed is not None:
-            part, ctx, rows = handed
+        if handed is not None or tabs:
+            part, ctx, rows = handed if handed is not None else (None, self._context(pkg), [])
             if pkg.styles_part is not None and pkg.actual(pkg.styles_part) in edit.changes:
                 ctx = ox.ValueContext(
                     shared=ctx.shared,
                     date_style=ox.date_styles(edit.get(pkg.styles_part)),
                     date1904=ctx.date1904,
                 )
-            _hand_over((str(self.path.resolve()), self.referrals_tab), part, ctx, rows)
+            _hand_over((str(self.path.resolve()), self.referrals_tab), part, ctx, rows, tabs)
         return report
 
     def _patch_referrals(
@@ -440,7 +444,7 @@ class LocalWorkbook:
 
         # Header writes: a missing bridge column's header goes into row 1.
         row1 = rows.get(1)
-        cells1 = oxr.row_cells(row1.inner if row1 else None)
+        cells1 = row1.cells() if row1 else oxr.row_cells(None)
         for hw in plan.header_writes:
             cur = cells1.cell(hw.col)
             cur_text = cell_text(ox.cell_value(cur.attrs, cur.body, ctx)) if cur else ""
@@ -477,7 +481,52 @@ class LocalWorkbook:
 
         placement = place_writes(plan.cell_writes, source, columns, source.text, refuse=refuse)
         report.skipped.extend(placement.skipped)
-        for w, row_no in placement.writes:
+        report.applied.extend(w for w, _ in placement.writes)  # every placed write is built
+        if not (placement.writes or new_cells):
+            return None
+        # Each row is rebuilt as soon as its last write is built (its cells, index and row
+        # lines then go), so a first sync never holds every row's new cells at once. Cells are
+        # built in the plan's order, as before, so styles are added in the same order.
+        last_write = {row_no: i for i, (_, row_no) in enumerate(placement.writes)}
+        max_col = max(
+            (*(columns[w.column] for w, _ in placement.writes), *new_cells.get(1, {})),
+            default=0,
+        )
+        max_row = max((*last_write, *new_cells), default=0)
+        edits: list[tuple[int, int, bytes]] = []
+        starts = sorted(r.start for r in rows.values())
+        sheet_end = data_span.inner_end if data_span is not None else None
+        handed: list[_HandedRow] = []
+        view = memoryview(xml)
+
+        # What each written cell reads as (the written file's styles decide whether a number
+        # is a date: see _patched), by row; a row with a cell the rule cannot say is parsed.
+        reads: dict[int, tuple[dict[int, model.CellValue], list[tuple[int, bytes]]] | None] = {}
+
+        def rebuild(row_no: int, span: oxr.RowSpan, cols: dict[int, bytes]) -> None:
+            cells = source.cells(row_no)
+            rebuilt = oxr.rebuild_row(span, cells, cols, max_col, row_lines.pop(row_no, None))
+            source.forget(row_no)  # its cells are written: hold one row's index at a time
+            edits.append((span.start, span.end, rebuilt))
+            k = bisect.bisect_right(starts, span.start)
+            stop = starts[k] if k < len(starts) else sheet_end
+            if stop is not None and stop >= span.end:
+                tail = xml[span.end : stop]
+                # The old row's memo key, when its cells can be patched instead of parsed
+                # again (see _hand_over): every cell names its column, in order, and only
+                # whitespace follows the row.
+                read = reads.pop(row_no, None)
+                old_key = (
+                    ox.row_digest(view[span.inner_start : stop])
+                    if read is not None and not tail.strip() and cells.in_order()
+                    else None
+                )
+                values, numbers = read if read is not None else ({}, [])
+                handed.append((rebuilt, tail, old_key, values, tuple(numbers)))
+            else:
+                reads.pop(row_no, None)
+
+        for i, (w, row_no) in enumerate(placement.writes):
             col = columns[w.column]
             cell = source.cell(row_no, col)
             if cell is not None and formula_kind(cell.body) is not None:
@@ -496,7 +545,8 @@ class LocalWorkbook:
                 if not _is_date_style(style, ctx):
                     found = edit.style(oxr.CellLook(number_format=oxr.DATETIME_FORMAT))
                     style = str(found).encode() if found is not None else style
-                new_cells.setdefault(row_no, {})[col] = oxr.number_cell(prefix, ref, style, serial)
+                built = oxr.number_cell(prefix, ref, style, serial)
+                value: model.CellValue = oxr.number_read(cell_text(serial))
             elif new:
                 if w.column == "Attention":
                     width = model.BRIDGE_COLUMN_WIDTHS["Attention"]
@@ -504,33 +554,30 @@ class LocalWorkbook:
                 if style is None and w.column in model.BRIDGE_WRAP_COLUMNS:
                     found = edit.style(oxr.CellLook(wrap=True))
                     style = str(found).encode() if found is not None else None
-                new_cells.setdefault(row_no, {})[col] = oxr.inline_string_cell(
-                    prefix, ref, style, new
-                )
+                built = oxr.inline_string_cell(prefix, ref, style, new)
+                value = new
             else:
                 if w.column == "Attention":
                     row_lines[row_no] = 1
-                new_cells.setdefault(row_no, {})[col] = oxr.empty_cell(prefix, ref, style)
-            report.applied.append(w)
+                built = oxr.empty_cell(prefix, ref, style)
+                value = None
+            new_cells.setdefault(row_no, {})[col] = built
+            read = reads.setdefault(row_no, ({}, [])) if row_no not in reads else reads[row_no]
+            if read is not None:
+                if serial is not None and value is None:
+                    reads[row_no] = None  # not read as a number: that row is parsed again
+                else:
+                    read[0][col] = value
+                    if serial is not None and style is not None:
+                        read[1].append((col, style))
+            span = rows.get(row_no)
+            if last_write[row_no] == i and span is not None and row_no != 1:
+                rebuild(row_no, span, new_cells.pop(row_no))
 
-        if not new_cells:
-            return None
-        edits: list[tuple[int, int, bytes]] = []
-        max_col = max(c for cols in new_cells.values() for c in cols)
-        starts = sorted(r.start for r in rows.values())
-        sheet_end = data_span.inner_end if data_span is not None else None
-        handed: list[tuple[bytes, bytes]] = []
         for row_no, cols in new_cells.items():
             span = rows.get(row_no)
             if span is not None:
-                rebuilt = oxr.rebuild_row(
-                    span, source.cells(row_no), cols, max_col, row_lines.get(row_no)
-                )
-                edits.append((span.start, span.end, rebuilt))
-                k = bisect.bisect_right(starts, span.start)
-                stop = starts[k] if k < len(starts) else sheet_end
-                if stop is not None and stop >= span.end:
-                    handed.append((rebuilt, xml[span.end : stop]))
+                rebuild(row_no, span, cols)
                 continue
             # Only row 1 (headers) can be missing here: insert it before the first row.
             row_xml = oxr.new_row(prefix, row_no, cols)
@@ -544,7 +591,7 @@ class LocalWorkbook:
             elif data_span is not None:
                 at = data_span.inner_end if data_span.inner_end is not None else data_span.end
                 edits.append((at, at, row_xml))
-        dim = oxr.update_dimension(xml, max(new_cells), max_col)
+        dim = oxr.update_dimension(xml, max_row, max_col)
         if dim is not None:
             edits.append(dim)
         added = {
@@ -555,7 +602,7 @@ class LocalWorkbook:
         widths = oxr.column_width_edit(xml, data_span, added) if added else None
         if widths is not None:
             edits.append(widths)
-        edit.put(sheet.part, oxr.splice(xml, edits))
+        edit.put_pieces(sheet.part, Pieces(oxr.splice_pieces(xml, edits)))
         if formula_hit:
             edit.drop_calc_chain()
         if any(start == end for start, end, _ in edits if start >= (data_span.start if data_span else 0)):
@@ -575,10 +622,12 @@ class LocalWorkbook:
 
     def _write_tab(
         self, pkg: Package, edit: PackageEdit, content: TabContent, report: ApplyReport
-    ) -> None:
+    ) -> tuple[str, list[oxr.GeneratedRow]] | None:
+        """Write a bridge tab whole; return its part and its rows as the next read parses
+        them (for :func:`_hand_over`)."""
         if title_key(content.title) == title_key(self.referrals_tab):
             log.error("refusing to overwrite the Referrals tab with a summary tab")
-            return
+            return None
         existing = pkg.find_sheet(content.title)
         part = existing.part if existing is not None else edit.new_sheet_part()
         keep: list[bytes] = []
@@ -598,6 +647,7 @@ class LocalWorkbook:
         drawing_rid = edit.redraw_chart(part, drawing_rid, content, fresh_sheet=existing is None)
         if drawing_rid is not None:
             keep.insert(0, b'<drawing r:id="' + ox.escape_attr(drawing_rid).encode() + b'"/>')
+        parsed: list[oxr.GeneratedRow] = []
         xml = oxr.generate_sheet(
             content.rows,
             style=edit.style,
@@ -611,12 +661,14 @@ class LocalWorkbook:
             keep=keep,
             max_chars=model.MAX_CELL_CHARS,
             date1904=pkg.date1904,
+            parsed=parsed,
         )
         if existing is not None:
             edit.put(part, xml)
         else:
             edit.add_sheet(content.title, xml, part)
         report.tabs_written.append(content.title)
+        return edit.pkg.actual(part), parsed
 
     def _save(self, edit: PackageEdit, version: str) -> None:
         """Write the new zip beside the workbook and swap it in, if the file is still ours."""
@@ -633,7 +685,13 @@ class LocalWorkbook:
         replace_file(self.path, edit.write_zip, check=still_ours, step=self.step)
 
 
-_Handed = tuple[str, ox.ValueContext, list[tuple[bytes, bytes]]]
+#: A rewritten row for the next read: (its XML as written, the bytes after it up to the next
+#: row, the memo key of the row it replaced when that row's cells may be patched (else None),
+#: what each written cell reads as by column, the written number cells' styles by column).
+_HandedRow = tuple[
+    bytes, bytes, bytes | None, Mapping[int, model.CellValue], tuple[tuple[int, bytes], ...]
+]
+_Handed = tuple[str, ox.ValueContext, list[_HandedRow]]
 
 
 def _context_fit(old: ox.ValueContext, new: ox.ValueContext) -> str:
@@ -651,13 +709,30 @@ def _context_fit(old: ox.ValueContext, new: ox.ValueContext) -> str:
 
 
 def _hand_over(
-    path_key: tuple[str, str], part: str, ctx: ox.ValueContext, rows: Sequence[tuple[bytes, bytes]]
+    path_key: tuple[str, str],
+    part: str | None,
+    ctx: ox.ValueContext,
+    rows: Sequence[_HandedRow],
+    tabs: Mapping[str, Sequence[oxr.GeneratedRow]] | None = None,
 ) -> None:
     """After a save, give the next read the rows this save rewrote, already parsed.
 
-    ``rows`` are (row XML as written, the bytes that follow it up to the next row): exactly
-    the bytes the next read will digest, parsed with the written file's context, so the cycle
-    after a first sync (every row rewritten) parses none of them again.
+    Each row is keyed by the digest of exactly the bytes the next read will digest (the row
+    as written and what follows it up to the next row) and holds what the read would parse
+    from them with the written file's context, so the cycle after a first sync (every row
+    rewritten) parses none of them again.
+
+    Parsing every rewritten row again cost as much as reading the sheet. A row whose cells
+    all name their column, in order, is patched instead (``_patched``): its old entry (the
+    memo of the read this save was planned from, valid under ``ctx``) with the written cells'
+    values, parsed from the written cells' bytes alone, put in their columns. That is exact
+    because with explicit references a cell's value depends on its own bytes and ``ctx``
+    only; any other row, or one whose old entry is missing, is parsed whole.
+
+    ``tabs`` are the bridge tabs the save wrote whole, by part, each row as
+    ``generate_sheet`` says the read parses it: their rows go in as they are, keyed the same
+    way (so only a tab whose bytes on disk are the bytes written is read from them), with a
+    number's date style looked up in ``ctx`` as the read does.
     """
     global _read_memo
     memo = _take_memo()
@@ -671,15 +746,80 @@ def _hand_over(
         memo.referrals = None
     memo.ctx = ctx
     memo.parts_digest = b""  # the next read compares the context value by value
-    kept = memo.rows.setdefault(part, {})
     scan = ox.RowScanner(ctx)
-    for row_xml, tail in rows:
+    for tab_part, generated in (tabs or {}).items():
+        into = memo.rows.setdefault(tab_part, {})
+        for key, values, numbers in generated:
+            into[key] = _tab_entry(values, numbers, scan.date_by_s)
+    if part is None:
+        _read_memo = memo
+        return
+    kept = memo.rows.setdefault(part, {})
+    for row_xml, tail, old_key, written, numbers in rows:
         m = ox.ROW_START_RE.match(row_xml)
         if m is None or m.group(3):
             continue
         segment = row_xml[m.end() :] + tail
-        kept[ox.row_digest(memoryview(segment))] = scan.cells(segment, 0, len(segment))
+        old = kept.get(old_key) if old_key is not None else None
+        entry = _patched(old, written, numbers, scan) if old is not None else None
+        if entry is None:
+            entry = scan.cells(segment, 0, len(segment))
+        kept[ox.row_digest(memoryview(segment))] = entry
     _read_memo = memo
+
+
+def _tab_entry(
+    values: tuple[model.CellValue, ...],
+    numbers: Sequence[tuple[int, bytes]],
+    date_by_s: Mapping[bytes, bool],
+) -> ox.RowEntry:
+    """A generated row's memo entry: a styled number is a date where its style shows one,
+    and the row is closed unless a number's style is outside the styles (the scanner's
+    rules, ``ooxml.RowScanner.cells``)."""
+    if not numbers:
+        return values, (), True
+    out = list(values)
+    closed = True
+    for col, s in numbers:
+        flag = date_by_s.get(s)
+        if flag:
+            out[col] = model.DateSerial(out[col])  # type: ignore[arg-type]
+        elif flag is None:
+            closed = False
+    return tuple(out), (), closed
+
+
+def _patched(
+    old: ox.RowEntry,
+    written: Mapping[int, model.CellValue],
+    numbers: Sequence[tuple[int, bytes]],
+    scan: ox.RowScanner,
+) -> ox.RowEntry:
+    """A row's memo entry after the cells ``written`` (column -> what the cell reads as: the
+    text of an inline string, the number of a number cell, None for a removed cell) replaced
+    its cells: the old values with those columns set, a written number in a date style a
+    date (``numbers``: its column and style). That is the reader's rule for the bytes the
+    bridge writes (``ooxml.RowScanner.cells``; the generated tabs use the same one, and
+    ``tests/integration/test_xlsx_apply_exact.py`` compares both with a parse). Formulas in
+    the written columns are gone (the bridge writes values); the row stays closed only if it
+    was and every written style is in the styles."""
+    values, formula_cols, closed = old
+    out = list(values)
+    width = max(len(out), max(written, default=-1) + 1)
+    if len(out) < width:
+        out.extend([None] * (width - len(out)))
+    for col, value in written.items():
+        out[col] = value if value != "" else None
+    for col, s in numbers:
+        flag = scan.date_by_s.get(s)
+        if flag:
+            out[col] = model.DateSerial(out[col])  # type: ignore[arg-type]
+        elif flag is None:
+            closed = False
+    while out and out[-1] is None:
+        out.pop()
+    kept_formulas = tuple(c for c in formula_cols if c not in written)
+    return tuple(out), kept_formulas, closed
 
 
 def _same_row(
@@ -705,7 +845,13 @@ def _is_date_style(style: bytes | None, ctx: ox.ValueContext) -> bool:
 
 
 class _XmlRows:
-    """The locator's view of the Referrals sheet XML: row cells parsed only when asked for."""
+    """The locator's view of the Referrals sheet XML: row cells parsed only when asked for.
+
+    Each row's cells are indexed once, and each cell's compare-and-set text and each row's
+    Referral ID computed once: the locator, the compare-and-set and the write itself all ask
+    for the same cells (a first sync asks for every row's ID cell and 7 bridge cells), and the
+    XML they read cannot change within one apply.
+    """
 
     def __init__(
         self,
@@ -719,24 +865,43 @@ class _XmlRows:
         self.id_col = id_col
         self.staff = staff
         self._cells: dict[int, oxr.RowCells] = {}
+        self._ids: dict[int, str | None] = {}
+        self._last: tuple[int, int, oxr.RawCell | None] | None = None
 
     def cells(self, number: int) -> oxr.RowCells:
         found = self._cells.get(number)
         if found is None:
             span = self.rows.get(number)
-            found = self._cells[number] = oxr.row_cells(span.inner if span else None)
+            found = self._cells[number] = span.cells() if span else oxr.row_cells(None)
         return found
 
+    def forget(self, number: int) -> None:
+        """Drop a row's cell index once its writes are built (the texts and IDs stay)."""
+        self._cells.pop(number, None)
+
     def cell(self, number: int, col: int | None) -> oxr.RawCell | None:
-        return self.cells(number).cell(col)
+        # The last cell asked for is kept: the compare-and-set, the formula check and the
+        # write ask for the same cell one after another (its attributes parsed once).
+        last = self._last
+        if last is not None and last[0] == number and last[1] == col:
+            return last[2]
+        found = self.cells(number).cell(col)
+        if col is not None:
+            self._last = (number, col, found)
+        return found
 
     def text(self, number: int, col: int) -> str:
         return cell_text_of(self.cell(number, col), self.ctx)
 
     def id_at(self, number: int) -> str | None:
+        if number in self._ids:
+            return self._ids[number]
         if number < 2 or number not in self.rows:
-            return None
-        return self.text(number, self.id_col).strip() if self.id_col is not None else ""
+            found = None
+        else:
+            found = self.text(number, self.id_col).strip() if self.id_col is not None else ""
+        self._ids[number] = found
+        return found
 
     def fingerprint_at(self, number: int) -> str:
         width = max(self.staff.values(), default=-1) + 1

@@ -225,12 +225,26 @@ def formula_kind(body: bytes | None) -> str | None:
     return "normal"
 
 
+class Pieces(tuple[bytes | memoryview, ...]):
+    """A member's new bytes as the pieces that make it, in order, written one after another.
+
+    The patched Referrals part is the old part's untouched stretches (zero-copy views of it)
+    with the rewritten rows between them: written piece by piece into the zip, a save never
+    holds a second whole copy of a sheet of 100,000 rows.
+    """
+
+    __slots__ = ()
+
+    def joined(self) -> bytes:
+        return b"".join(self)
+
+
 class PackageEdit:
     """The members a save changes, adds or removes; everything else is copied unchanged."""
 
     def __init__(self, pkg: Package) -> None:
         self.pkg = pkg
-        self.changes: dict[str, bytes | None] = {}
+        self.changes: dict[str, bytes | Pieces | None] = {}
         self.added: list[str] = []
         self._looks: dict[CellLook, int | None] = {}
         self._style_root: etree._Element | None = None
@@ -238,14 +252,22 @@ class PackageEdit:
     @property
     def changed(self) -> bool:
         return any(
-            new is None or new != self.pkg.read(name) for name, new in self.changes.items()
+            new is None or isinstance(new, Pieces) or new != self.pkg.read(name)
+            for name, new in self.changes.items()
         ) or bool(self.added)
 
     def get(self, name: str) -> bytes | None:
         real = self.pkg.actual(name)
         if real in self.changes:
-            return self.changes[real]
+            found = self.changes[real]
+            return found.joined() if isinstance(found, Pieces) else found
         return self.pkg.read(real)
+
+    def put_pieces(self, name: str, pieces: Pieces) -> None:
+        """Replace an existing member by ``pieces`` (a patch that changes it: see Pieces)."""
+        real = self.pkg.actual(name)
+        assert real in self.pkg.names.values(), real
+        self.changes[real] = pieces
 
     def put(self, name: str, data: bytes) -> None:
         real = self.pkg.actual(name)
@@ -611,13 +633,20 @@ class PackageEdit:
                     if data is None:
                         continue
                     zi = _copy_info(info, now)
-                    out.writestr(zi, data)
+                    if isinstance(data, Pieces):
+                        with out.open(zi, "w") as dest:
+                            for piece in data:
+                                dest.write(piece)
+                    else:
+                        out.writestr(zi, data)
                 else:
                     out.writestr(_copy_info(info, info.date_time), zf.read(info))
             for name in self.added:
                 data = self.changes[name]
                 if data is None:
                     continue
+                if isinstance(data, Pieces):
+                    data = data.joined()
                 zi = zipfile.ZipInfo(name, now)
                 zi.compress_type = zipfile.ZIP_DEFLATED
                 out.writestr(zi, data)

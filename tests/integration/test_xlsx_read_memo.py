@@ -13,13 +13,23 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from sheets_bridge.model import CellWrite, DateSerial, Plan, RowRef, Snapshot
+from sheets_bridge.model import (
+    CellWrite,
+    DateSerial,
+    OutOf,
+    Plan,
+    RowRef,
+    Share,
+    Snapshot,
+    TabContent,
+)
+from sheets_bridge.sheets import ooxml as ox
 from sheets_bridge.sheets import xlsx
 from sheets_bridge.sheets.xlsx import LocalWorkbook
 
@@ -55,9 +65,18 @@ def _fresh(path: Path) -> Snapshot:
     return LocalWorkbook(path).read()
 
 
+def cell_types(snap: Snapshot) -> list[tuple[str, ...]]:
+    """The type of every cell value read, row by row (Referrals rows, then each tab's)."""
+    rows = [r.values for r in snap.referrals.rows] if snap.referrals is not None else []
+    rows += [row for title in sorted(snap.tabs) for row in snap.tabs[title].rows]
+    return [tuple(type(v).__name__ for v in row) for row in rows]
+
+
 def _same(a: Snapshot, b: Snapshot) -> None:
-    # repr, not ==: DateSerial(40001) == 40001, and the type is what a stale memo gets wrong.
+    # repr and the types, not ==: DateSerial(40001) == 40001 (and reprs as 40001), and the
+    # type is what a stale memo gets wrong.
     assert repr(a) == repr(b)
+    assert cell_types(a) == cell_types(b)
 
 
 def _warm(path: Path) -> LocalWorkbook:
@@ -201,6 +220,38 @@ def test_the_rows_a_save_hands_over_read_as_a_fresh_read(tmp_path: Path) -> None
     assert report.saved and len(report.applied) == 1
     warm = sheet.read()
     assert warm.referrals is not None and warm.referrals.rows[1].values[4] == "Contacted"
+    _same(warm, _fresh(path))
+
+
+def test_the_summary_tabs_a_save_wrote_are_read_from_what_it_handed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _workbook(tmp_path / "r.xlsx")
+    sheet = _warm(path)
+    snap = sheet.read()
+    rows = (
+        ("Week", "Open", "Share", "Seen", "When"),
+        ("=not a formula", 3, Share(0.25), True, datetime(2026, 11, 20, 9, 30)),
+        (None, None, None, None, None),
+        ("a & b <c>\nline", 2.5, OutOf(8), False, date(2026, 11, 21)),
+    )
+    plan = Plan(tab_contents=(
+        TabContent(title="Dashboard", rows=rows), TabContent(title="Bridge Log", rows=rows[:2]),
+    ))
+    report = sheet.apply(snap, plan, {h: i for i, h in enumerate(HEADERS)})
+    assert report.saved and report.tabs_written == ["Dashboard", "Bridge Log"]
+    parsed: list[int] = []
+    cells = ox.RowScanner.cells
+
+    def counted(self: ox.RowScanner, xml: bytes, start: int, end: int) -> ox.RowEntry:
+        parsed.append(end - start)
+        return cells(self, xml, start, end)
+
+    monkeypatch.setattr(ox.RowScanner, "cells", counted)
+    warm = sheet.read()
+    assert parsed == []  # no row parsed: the Referrals rows unchanged, the tabs handed over
+    monkeypatch.undo()
+    assert isinstance(warm.tabs["Dashboard"].rows[1][4], DateSerial)
     _same(warm, _fresh(path))
 
 
