@@ -680,15 +680,17 @@ _NOWS = (
 )
 
 
-def _config(zone: str, date_order: str | None, window: int, region: str, **more: Any) -> Any:
+def _config(
+    zone: str, date_order: str | None, window: int, region: str,
+    keywords: dict[str, list[str]] | None = None, **more: Any,
+) -> Any:
     practice = {"timezone": zone, "date_order": date_order, "phone_region": region, **more}
-    return parse_config(
-        deep_merge(BASE_CONFIG, {"practice": practice, "sync": {"contact_window_hours": window}}),
-        base=Path("."),
-    )
+    sections = {"practice": practice, "sync": {"contact_window_hours": window},
+                "sources": {"keywords": keywords or {}}}
+    return parse_config(deep_merge(BASE_CONFIG, sections), base=Path("."))
 
 
-#: Practices' settings; the first five differ from the first in one setting each, so a memo
+#: Practices' settings; the first nine differ from the first in one setting each, so a memo
 #: that ignored one would be caught by reading the same values under two of them in turn.
 _CONFIGS = [
     _config("America/New_York", "MDY", 24, "US"),
@@ -700,6 +702,8 @@ _CONFIGS = [
     _config("America/New_York", "MDY", 24, "US", business_hours={"end": "12:00"}),
     _config("America/New_York", "MDY", 24, "US", business_hours={"open_days": ["mon", "sat"]}),
     _config("America/Chicago", "MDY", 24, "US"),
+    _config("America/New_York", "MDY", 24, "US",
+            keywords={"Event": ["radio", "dr"], "Google": ["facebook"]}),
     _config("America/New_York", None, 24, "CA"),
     _config("Europe/Berlin", "DMY", 36, "DE"),
     _config("Australia/Sydney", "DMY", 24, "AU"),
