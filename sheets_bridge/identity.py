@@ -17,9 +17,9 @@ are stored in the state file and in draft keys, which hold no patient data.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from sheets_bridge.model import CellValue, Referral, SheetRow
 from sheets_bridge.values import cell_text, comparison_key
@@ -83,35 +83,55 @@ def row_identity(row: SheetRow, staff_cols: Mapping[str, int]) -> str:
     return identity_from_cells(*(row.get(staff_cols.get(name)) for name in _IDENTITY_COLUMNS))
 
 
-_DIGITS = re.compile(r"\d")
 _DECIMAL_ZEROS = re.compile(r"\.0+$")
 
 
-_keyed: tuple[bytes, hmac.HMAC, dict[str, str]] | None = None
+_Keyed = tuple[bytes, Callable[[], Any], Callable[[], Any], dict[str, str]]
+_keyed: _Keyed | None = None
 #: How many facets :func:`_mac` remembers per secret before it starts afresh.
 _MAC_MEMO_SIZE = 200_000
+#: BLAKE2b's block size: HMAC pads (or first hashes) the key to it (RFC 2104).
+_BLOCK = 128
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
-def _mac(secret: bytes, kind: str, text: str) -> str:
-    # HMAC-BLAKE2b, as ``hmac.new(secret, msg, hashlib.blake2b)``; the keyed state (the padded
-    # key already hashed in) is made once per secret and copied per message, which is the same
-    # computation without redoing the key schedule for each of the ~6 facets of every row.
-    # Facets repeat across rows (first names, last names, days received): each distinct one is
-    # computed once per secret and the one string shared by every row that has it (issue 13:
-    # a first sync's ~6 facets per row). The memo lives in this process only, beside the
-    # snapshot that holds the same names, and is dropped when the secret changes.
+def _keyed_for(secret: bytes) -> _Keyed:
+    """HMAC-BLAKE2b's keyed inner and outer states for ``secret``, and its memo of facets.
+
+    ``hmac.new(secret, msg, hashlib.blake2b)`` is, by RFC 2104, BLAKE2b over the padded key
+    XOR opad and BLAKE2b over the padded key XOR ipad and ``msg``; the two keyed states are
+    made once per secret here and copied per message, which is the same computation without
+    ``hmac.HMAC``'s Python-level copy of three objects per facet (issue 13). The test compares
+    it with ``hmac.new`` for short and long secrets.
+    """
     global _keyed
     keyed = _keyed
     if keyed is None or keyed[0] != secret:
-        keyed = _keyed = (secret, hmac.new(secret, digestmod=hashlib.blake2b), {})
+        key = hashlib.blake2b(secret).digest() if len(secret) > _BLOCK else secret
+        key = key.ljust(_BLOCK, b"\0")
+        inner = hashlib.blake2b(key.translate(_IPAD))
+        outer = hashlib.blake2b(key.translate(_OPAD))
+        keyed = _keyed = (secret, inner.copy, outer.copy, {})
+    return keyed
+
+
+def _mac(secret: bytes, kind: str, text: str) -> str:
+    # HMAC-BLAKE2b of "kind:text", cut to 20 hex digits and marked by its kind. Facets repeat
+    # across rows (first names, last names, days received): each distinct one is computed
+    # once per secret and the one string shared by every row that has it (issue 13: a first
+    # sync's ~6 facets per row). The memo lives in this process only, beside the snapshot that
+    # holds the same names, and is dropped when the secret changes.
+    _secret, inner_copy, outer_copy, memo = _keyed_for(secret)
     message = f"{kind}:{text}"
-    memo = keyed[2]
     found = memo.get(message)
     if found is not None:
         return found
-    digest = keyed[1].copy()
-    digest.update(message.encode("utf-8", "surrogatepass"))
-    found = kind + digest.hexdigest()[:20]
+    inner = inner_copy()
+    inner.update(message.encode("utf-8", "surrogatepass"))
+    outer = outer_copy()
+    outer.update(inner.digest())
+    found = kind + outer.hexdigest()[:20]
     if len(memo) >= _MAC_MEMO_SIZE:
         memo.clear()
     memo[message] = found
@@ -120,6 +140,10 @@ def _mac(secret: bytes, kind: str, text: str) -> str:
 
 #: Facets that recognise a patient on their own: the email, the phone, the names with the day.
 STRONG_FACETS = "epn"
+
+_FACET_COLUMNS = ("Patient Email", "Patient Phone", "Patient First Name", "Patient Last Name",
+                  "Received")
+_NOT_DIGIT = re.compile(r"\D")
 
 
 def row_facets(row: SheetRow, staff_cols: Mapping[str, int], secret: bytes) -> tuple[str, ...]:
@@ -131,19 +155,22 @@ def row_facets(row: SheetRow, staff_cols: Mapping[str, int], secret: bytes) -> t
     together do. Keyed with the state's secret (HMAC), so a digest in the state file or in a
     draft's header cannot be tested against a guessed name or phone. Empty parts give none.
     """
-
-    def text(name: str) -> str:
-        return comparison_key(cell_text(row.get(staff_cols.get(name)))).strip()
-
+    values = row.values
+    width = len(values)
+    email, phone, first, last, received = [
+        comparison_key(cell_text(values[col])).strip()
+        if (col := staff_cols.get(name)) is not None and col < width
+        else ""
+        for name in _FACET_COLUMNS
+    ]
     out = []
-    email = text("Patient Email")
     if "@" in email:
         out.append(_mac(secret, "e", email))
-    digits = "".join(_DIGITS.findall(_DECIMAL_ZEROS.sub("", text("Patient Phone"))))
+    # ``\D`` removed is ``\d`` kept: the digits, Unicode ones included, in one call.
+    digits = _NOT_DIGIT.sub("", _DECIMAL_ZEROS.sub("", phone))
     if len(digits) >= 7:
         out.append(_mac(secret, "p", digits[-10:]))
-    first, last = _words(text("Patient First Name")), _words(text("Patient Last Name"))
-    received = text("Received")
+    first, last = _words(first), _words(last)
     if first and received:
         out.append(_mac(secret, "n", f"{first}|{last}|{received}"))
     for kind, part in (("f", first), ("l", last), ("d", received)):

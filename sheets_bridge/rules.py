@@ -6,13 +6,15 @@ a clock, a file or the network, so every rule is tested table-driven.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from sheets_bridge.choices import (
     DEFAULT_HOW_HEARD_KEYWORDS,
+    ChoiceKind,
     classify_how_heard,
     parse_choice,
     source_tag_for,
@@ -22,7 +24,16 @@ from sheets_bridge.config import BridgeConfig
 from sheets_bridge.dates import When, parse_when
 from sheets_bridge.model import CHANNELS, CellValue, Referral, SheetRow
 from sheets_bridge.settings import WEEKDAYS
-from sheets_bridge.values import comparison_key, is_blank, parse_email, parse_phone, parse_text
+from sheets_bridge.values import (
+    BLANK_CHARS,
+    EMPTY_TEXT,
+    Parsed,
+    comparison_key,
+    is_blank,
+    parse_email,
+    parse_phone,
+    parse_text,
+)
 
 _UTC = ZoneInfo("UTC")
 
@@ -158,25 +169,145 @@ def is_empty_row(row: SheetRow, cols: ColumnMap) -> bool:
     return True
 
 
-@dataclass
-class _Reader:
-    row: SheetRow
-    cols: ColumnMap
-    attention: list[str]
+#: The staff columns a row's parse reads, in the order :func:`read_referral` unpacks them.
+_READ_COLUMNS: tuple[str, ...] = (
+    "Received",
+    "Patient First Name",
+    "Patient Last Name",
+    "Patient Phone",
+    "Patient Email",
+    "How Heard",
+    "Referred By",
+    "Referrer Email",
+    "Referrer Practice",
+    "Reason",
+    "Fit",
+    "First Contact",
+    "Appointment",
+    "Visit",
+    "Outcome",
+    "Consent to Update Referrer",
+)
+#: How many results each per-column memo holds before it starts afresh: far more than the
+#: distinct dates, choices and referrers of any practice, few enough to stay a few MB.
+_MEMO_LIMIT = 20_000
 
-    def cell(self, name: str) -> CellValue:
-        col = self.cols.staff.get(name)
-        values = self.row.values
-        return values[col] if col is not None and col < len(values) else None
+_Key = object
+_Memo = dict[_Key, object]
 
-    def note(self, problem: str | None) -> None:
-        if problem:
-            self.attention.append(problem)
 
-    def when(self, name: str, ctx: RuleContext, *, allow_future: bool = False) -> When | None:
-        """Read a date column in the practice's zone and order; its problem goes to Attention."""
-        parsed = parse_when(
-            self.cell(name),
+@dataclass(frozen=True, slots=True)
+class _Picker:
+    """Where :data:`_READ_COLUMNS` are in rows laid out by one ColumnMap.
+
+    ``pick`` takes all sixteen cells of a row in one C call; a column the sheet lacks points
+    at the last cell of the padded row, which is always the ``None`` added by :meth:`cells`.
+    """
+
+    pick: Callable[[tuple[CellValue, ...]], tuple[CellValue, ...]]
+    span: int
+    """One more than the rightmost column read: a row padded to it (and one more cell)."""
+
+    def cells(self, values: tuple[CellValue, ...]) -> tuple[CellValue, ...]:
+        short = self.span - len(values)
+        return self.pick(values + _PADS[short] if 0 < short < len(_PADS) else
+                         values + (None,) * max(short, 0) + (None,))
+
+
+#: ``(None,) * (n + 1)`` for the common shortfalls: a row padded to the span plus the last None.
+_PADS: tuple[tuple[None, ...], ...] = tuple((None,) * (n + 1) for n in range(64))
+
+_picker_slot: tuple[ColumnMap, _Picker] | None = None
+
+
+def _picker_for(cols: ColumnMap) -> _Picker:
+    """The :class:`_Picker` of ``cols``, kept for the last ColumnMap seen (one per plan)."""
+    global _picker_slot
+    slot = _picker_slot
+    if slot is not None and slot[0] is cols:
+        return slot[1]
+    staff = cols.staff
+    span = max([c for n in _READ_COLUMNS if (c := staff.get(n)) is not None], default=-1) + 1
+    picker = _Picker(itemgetter(*(staff.get(n, -1) for n in _READ_COLUMNS)), span)
+    _picker_slot = (cols, picker)
+    return picker
+
+
+def _key(value: CellValue) -> _Key:
+    """A memo key that tells ``1``, ``1.0``, ``True`` and ``DateSerial(1)`` apart (they are
+    equal in Python but read differently): text is its own key, anything else goes with its
+    type. A text and a tuple are never equal, so both kinds share one dict."""
+    return value if value.__class__ is str else (value.__class__, value)
+
+
+class _Memos:
+    """Parse results of repeated cell values, for the settings they were computed under.
+
+    Each memo caches one pure function of a cell's value, with every other argument fixed
+    (the column name, the date order, ``now``...): dates, dropdown values, How Heard and the
+    referrer columns repeat across thousands of rows (issue 13: a first sync parsed each again).
+    Columns that are one patient's own (phone, email, names) are not memoised: nothing repeats,
+    and a memo of them would hold a second index of the patients for nothing. ``basis`` is what
+    the memos depend on besides the values; a different basis starts afresh.
+    """
+
+    __slots__ = ("basis", "choice", "due", "heard", "referrer", "when")
+
+    def __init__(self, basis: tuple[object, ...]) -> None:
+        self.basis = basis
+        self.when: dict[str, _Memo] = {name: {} for name in _DATE_COLUMNS}
+        self.choice: dict[str, _Memo] = {name: {} for name in _CHOICE_COLUMNS}
+        self.referrer: dict[str, _Memo] = {name: {} for name in _REFERRER_COLUMNS}
+        self.heard: _Memo = {}
+        self.due: dict[datetime, datetime] = {}
+
+
+_DATE_COLUMNS = ("Received", "First Contact", "Appointment")
+_CHOICE_COLUMNS = ("Fit", "Visit", "Outcome", "Consent to Update Referrer")
+_REFERRER_COLUMNS = ("Referred By", "Referrer Email", "Referrer Practice")
+
+_memo_slot: tuple[RuleContext, _Memos] | None = None
+
+
+def _memos_for(ctx: RuleContext) -> _Memos:
+    """The memos valid under ``ctx``: kept across contexts whose settings are the same.
+
+    A plan makes one RuleContext, so the settings are compared once per plan, not per row.
+    ``now`` enters as its UTC instant: two aware datetimes of one zone that differ only in
+    ``fold`` compare equal but are different instants. The contact window is not in it: the
+    deadline memo is keyed by received plus the window already.
+    """
+    global _memo_slot
+    slot = _memo_slot
+    if slot is not None and slot[0] is ctx:
+        return slot[1]
+    basis = (
+        ctx.now.astimezone(_UTC), ctx.tz, ctx.date_order, ctx.date1904,
+        tuple(sorted(ctx.open_days)), ctx.opens, ctx.closes,
+        tuple(sorted(ctx.holidays)),
+        tuple((k, tuple(v)) for k, v in ctx.keywords.items()),
+    )
+    memos = slot[1] if slot is not None and slot[1].basis == basis else _Memos(basis)
+    _memo_slot = (ctx, memos)
+    return memos
+
+
+def _remember(memo: _Memo, key: _Key, result: object) -> None:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = result
+
+
+def _when(
+    memos: _Memos, value: CellValue, name: str, ctx: RuleContext, allow_future: bool = False
+) -> Parsed[When]:
+    """:func:`parse_when` of a date column, remembered by value under this ``ctx``'s basis."""
+    memo = memos.when[name]
+    key = _key(value)
+    found = memo.get(key)
+    if found is None:
+        found = parse_when(
+            value,
             column=name,
             tz=ctx.tz,
             date_order=ctx.date_order,  # type: ignore[arg-type]
@@ -184,8 +315,61 @@ class _Reader:
             date1904=ctx.date1904,
             allow_future=allow_future,
         )
-        self.note(parsed.problem)
-        return parsed.value
+        _remember(memo, key, found)
+    return found  # type: ignore[return-value]
+
+
+def _choice(memos: _Memos, value: CellValue, name: str, kind: ChoiceKind) -> Parsed[str]:
+    """:func:`parse_choice`, remembered by value: a dropdown holds a handful of values."""
+    memo = memos.choice[name]
+    key = _key(value)
+    found = memo.get(key)
+    if found is None:
+        found = parse_choice(value, column=name, kind=kind)
+        _remember(memo, key, found)
+    return found  # type: ignore[return-value]
+
+
+def _referrer_text(memos: _Memos, value: CellValue, name: str) -> Parsed[str]:
+    """:func:`parse_text` (numbers allowed) of a referrer column, remembered by value."""
+    memo = memos.referrer[name]
+    key = _key(value)
+    found = memo.get(key)
+    if found is None:
+        found = parse_text(value, column=name, number_ok=True)
+        _remember(memo, key, found)
+    return found  # type: ignore[return-value]
+
+
+def _referrer_email(memos: _Memos, value: CellValue) -> Parsed[str]:
+    """:func:`parse_email` of Referrer Email, remembered: a referrer's address recurs."""
+    memo = memos.referrer["Referrer Email"]
+    key = _key(value)
+    found = memo.get(key)
+    if found is None:
+        found = parse_email(value, column="Referrer Email")
+        _remember(memo, key, found)
+    return found  # type: ignore[return-value]
+
+
+def _text(value: CellValue, name: str) -> Parsed[str]:
+    """:func:`parse_text` with its common case (text) inline: same result, no call chain."""
+    if value.__class__ is str:
+        text = value.strip(BLANK_CHARS)
+        return Parsed(text, None) if text else EMPTY_TEXT
+    return parse_text(value, column=name)
+
+
+def _due(memos: _Memos, received: datetime, ctx: RuleContext) -> datetime:
+    """:func:`follow_up_due`, remembered by the instant it is due before business hours."""
+    due_utc = received.astimezone(_UTC) + ctx.window
+    found = memos.due.get(due_utc)
+    if found is None:
+        found = next_opening(due_utc, ctx)
+        if len(memos.due) >= _MEMO_LIMIT:
+            memos.due.clear()
+        memos.due[due_utc] = found
+    return found
 
 
 def read_referral(
@@ -204,103 +388,130 @@ def read_referral(
     ``leading`` lines (about the row as a whole, such as merged cells) come first in Attention.
     ``uncalculated`` names staff columns whose cell is a formula with no saved result (a file
     written by a program, never opened in Excel): said so, instead of "is empty".
+
+    Every cell is read and every Attention line made in the order the rules always had (the
+    reference in ``tests/unit/test_parse_equivalence.py`` is the code before issue 13's third
+    round, and the two are compared on generated rows full of staff mistakes). What changed is
+    the cost: the row's cells are picked in one call, and the values that repeat across rows
+    (dates, dropdowns, How Heard, the referrer columns, deadlines) are parsed once each.
     """
     attention: list[str] = list(leading)
+    note = attention.append
     for name in sorted(uncalculated):
-        attention.append(
+        note(
             f"{name} is a formula the workbook has not calculated yet: open the workbook in "
             "Excel or LibreOffice and save it, or type the value"
         )
-    r = _Reader(row, cols, attention)
-    has = cols.staff.__contains__
+    memos = _memos_for(ctx)
+    (
+        received_raw, first_raw, last_raw, phone_raw, email_raw, how_heard_raw, referred_raw,
+        referrer_email_raw, practice_raw, reason_raw, fit_raw, contact_raw, appointment_raw,
+        visit_raw, outcome_raw, consent_raw,
+    ) = _picker_for(cols).cells(row.values)
+    staff = cols.staff
 
     received = None
     received_has_time = False
-    if has("Received"):
-        raw = r.cell("Received")
-        if is_blank(raw):
+    if "Received" in staff:
+        if is_blank(received_raw):
             if "Received" not in uncalculated:
-                attention.append("Received is empty: add the date the referral came in")
+                note("Received is empty: add the date the referral came in")
         else:
-            read = r.when("Received", ctx)
+            parsed_when = _when(memos, received_raw, "Received", ctx)
+            if parsed_when.problem:
+                note(parsed_when.problem)
+            read = parsed_when.value
             if read is not None:
                 received, received_has_time = read.at, read.has_time
 
     first_name = ""
-    if has("Patient First Name"):
-        parsed_name = parse_text(r.cell("Patient First Name"), column="Patient First Name")
-        r.note(parsed_name.problem)
+    if "Patient First Name" in staff:
+        parsed_name = _text(first_raw, "Patient First Name")
+        if parsed_name.problem:
+            note(parsed_name.problem)
         if (
             parsed_name.value is None
             and parsed_name.problem is None
             and "Patient First Name" not in uncalculated
         ):
-            attention.append("Patient First Name is empty: add the patient's first name")
+            note("Patient First Name is empty: add the patient's first name")
         first_name = parsed_name.value or ""
-    last = parse_text(r.cell("Patient Last Name"), column="Patient Last Name")
-    r.note(last.problem)
+    last = _text(last_raw, "Patient Last Name")
+    if last.problem:
+        note(last.problem)
 
-    phone = parse_phone(r.cell("Patient Phone"), column="Patient Phone", region=ctx.phone_region)
-    r.note(phone.problem)
-    email = parse_email(r.cell("Patient Email"), column="Patient Email")
-    r.note(email.problem)
+    phone = parse_phone(phone_raw, column="Patient Phone", region=ctx.phone_region)
+    if phone.problem:
+        note(phone.problem)
+    email = parse_email(email_raw, column="Patient Email")
+    if email.problem:
+        note(email.problem)
 
-    how_heard_raw = r.cell("How Heard")
     how_heard = "" if is_blank(how_heard_raw) else str(how_heard_raw).strip()
     channel: str | None = None
     override = ctx.tag_overrides.get(comparison_key(how_heard)) if how_heard else None
     if override:
         source_tag = override
         channel = TAG_CHANNEL.get(override)
-    elif has("How Heard"):
-        heard = classify_how_heard(how_heard_raw, ctx.keywords)
-        r.note(heard.problem)
-        channel = heard.value
+    elif "How Heard" in staff:
+        key = _key(how_heard_raw)
+        heard = memos.heard.get(key)
+        if heard is None:
+            heard = classify_how_heard(how_heard_raw, ctx.keywords)
+            _remember(memos.heard, key, heard)
+        if heard.problem:  # type: ignore[attr-defined]
+            note(heard.problem)  # type: ignore[attr-defined]
+        channel = heard.value  # type: ignore[attr-defined]
         source_tag = source_tag_for(channel)
     else:
         source_tag = "Unknown"
 
-    referred_by = parse_text(r.cell("Referred By"), column="Referred By", number_ok=True)
-    r.note(referred_by.problem)
+    referred_by = _referrer_text(memos, referred_raw, "Referred By")
+    if referred_by.problem:
+        note(referred_by.problem)
     if (
         source_tag in ("Provider Referral", "Patient Referral")
-        and has("Referred By")
+        and "Referred By" in staff
         and referred_by.value is None
         and referred_by.problem is None
     ):
         who = "referring provider" if source_tag == "Provider Referral" else "referring patient"
-        attention.append(f"Referred By is empty: add the {who}'s name")
-    referrer_email = parse_email(r.cell("Referrer Email"), column="Referrer Email")
-    r.note(referrer_email.problem)
-    practice = parse_text(r.cell("Referrer Practice"), column="Referrer Practice", number_ok=True)
-    r.note(practice.problem)
-    reason = parse_text(r.cell("Reason"), column="Reason", number_ok=True)
+        note(f"Referred By is empty: add the {who}'s name")
+    referrer_email = _referrer_email(memos, referrer_email_raw)
+    if referrer_email.problem:
+        note(referrer_email.problem)
+    practice = _referrer_text(memos, practice_raw, "Referrer Practice")
+    if practice.problem:
+        note(practice.problem)
+    reason = parse_text(reason_raw, column="Reason", number_ok=True)
 
-    fit = parse_choice(r.cell("Fit"), column="Fit", kind="fit") if has("Fit") else None
-    visit = parse_choice(r.cell("Visit"), column="Visit", kind="visit") if has("Visit") else None
-    outcome = (
-        parse_choice(r.cell("Outcome"), column="Outcome", kind="outcome") if has("Outcome") else None
-    )
-    consent = parse_choice(
-        r.cell("Consent to Update Referrer"), column="Consent to Update Referrer", kind="consent"
-    )
+    fit = _choice(memos, fit_raw, "Fit", "fit") if "Fit" in staff else None
+    visit = _choice(memos, visit_raw, "Visit", "visit") if "Visit" in staff else None
+    outcome = _choice(memos, outcome_raw, "Outcome", "outcome") if "Outcome" in staff else None
+    consent = _choice(memos, consent_raw, "Consent to Update Referrer", "consent")
     for choice in (fit, visit, outcome, consent):
-        if choice is not None:
-            r.note(choice.problem)
+        if choice is not None and choice.problem:
+            note(choice.problem)
 
     first_contact = None
-    if has("First Contact") and not is_blank(r.cell("First Contact")):
-        contact = r.when("First Contact", ctx)
+    if "First Contact" in staff and not is_blank(contact_raw):
+        parsed_when = _when(memos, contact_raw, "First Contact", ctx)
+        if parsed_when.problem:
+            note(parsed_when.problem)
+        contact = parsed_when.value
         if contact is not None:
             first_contact = contact.at
             if received is not None and _before(
                 contact.at, contact.has_time, received, received_has_time
             ):
-                attention.append("First Contact is before Received: check both dates")
+                note("First Contact is before Received: check both dates")
 
     appointment = None
-    if has("Appointment") and not is_blank(r.cell("Appointment")):
-        booked = r.when("Appointment", ctx, allow_future=True)
+    if "Appointment" in staff and not is_blank(appointment_raw):
+        parsed_when = _when(memos, appointment_raw, "Appointment", ctx, allow_future=True)
+        if parsed_when.problem:
+            note(parsed_when.problem)
+        booked = parsed_when.value
         if booked is not None:
             appointment = booked.at
 
@@ -308,23 +519,23 @@ def read_referral(
     if (
         appointment is not None
         and appointment.astimezone(_UTC) < ctx.now.astimezone(_UTC)
-        and has("Visit")
+        and "Visit" in staff
         and not visit_value
         and (visit is None or visit.problem is None)
     ):
-        attention.append(
-                "Appointment has passed: record the Visit (Attended, No-show or Cancelled)"
-            )
+        note("Appointment has passed: record the Visit (Attended, No-show or Cancelled)")
 
-    due = follow_up_due(received, ctx) if received is not None else None
+    due = _due(memos, received, ctx) if received is not None else None
+    fit_value = fit.value if fit else None
+    outcome_value = outcome.value if outcome else None
     stage = derive_stage(
         received=received,
         due=due,
-        fit=fit.value if fit else None,
+        fit=fit_value,
         first_contact=first_contact,
         appointment=appointment,
         visit=visit_value,
-        outcome=outcome.value if outcome else None,
+        outcome=outcome_value,
         ctx=ctx,
     )
     return Referral(
@@ -343,11 +554,11 @@ def read_referral(
         referrer_email=referrer_email.value,
         referrer_practice=practice.value or "",
         reason=reason.value or "",
-        fit=fit.value if fit else None,
+        fit=fit_value,
         first_contact=first_contact,
         appointment=appointment,
         visit=visit_value,
-        outcome=outcome.value if outcome else None,
+        outcome=outcome_value,
         consent=consent.value == "Yes",
         stage=stage,
         follow_up_due=due,

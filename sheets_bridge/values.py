@@ -172,6 +172,14 @@ def parse_phone(value: CellValue, *, column: str, region: str) -> Parsed[str]:
         m = _PHONE_FLOAT_TEXT.fullmatch(text)
         if m is not None:
             text = m[1]
+        else:
+            # The common shape first (issue 13): a text that is a plain North American number
+            # has no letters and at most 11 digits, so neither check below (two numbers of 7+
+            # digits; letters outside an extension) can refuse it, and the same _nanp_fast
+            # would accept it after them. Anything else takes the whole way.
+            fast = _nanp_fast(text, region)
+            if fast is not None:
+                return Parsed(fast, None)
         numbers = [
             part
             for part in _PHONE_SEPARATORS.split(text)

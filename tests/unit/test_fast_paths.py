@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 import phonenumbers
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sheets_bridge.identity import row_fingerprint
-from sheets_bridge.model import TabContent, TabValues
+from sheets_bridge.identity import row_facets, row_fingerprint
+from sheets_bridge.model import SheetRow, TabContent, TabValues
 from sheets_bridge.values import _ZERO_WIDTH_TABLE, cell_text, comparison_key
 from sheets_bridge.worktabs import _out_text, _rstrip, display_phone, tab_matches
 
@@ -56,7 +57,7 @@ def test_row_fingerprint_is_unchanged(values: tuple[object, ...], cols: dict[str
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([b"s1", b"s2"]), st.sampled_from("epnfld"),
+@given(st.lists(st.tuples(st.sampled_from([b"s1", b"s2", b"k" * 128, b"long" * 60]), st.sampled_from("epnfld"),
                           st.sampled_from(["ana", "ana", "zoë", "2026-03-01", ""])),
                 max_size=20))
 def test_facet_digests_are_plain_hmac_whatever_the_memo_holds(
@@ -142,3 +143,69 @@ def test_display_phone_cached_is_display_phone(calls: list[tuple[str | None, str
     """The cache answers each (number, region) as a fresh parse does, in any order of calls."""
     for e164, region in calls:
         assert display_phone(e164, region) == reference_display_phone(e164, region)
+def reference_row_facets(row: SheetRow, staff_cols: dict[str, int], secret: bytes) -> tuple[str, ...]:
+    """``identity.row_facets`` before issue 13's third round, with a plain ``hmac.new`` per facet."""
+    import hmac
+    import re
+
+    not_word, decimal_zeros = re.compile(r"[\W_]+"), re.compile(r"\.0+$")
+
+    def mac(kind: str, text: str) -> str:
+        message = f"{kind}:{text}".encode("utf-8", "surrogatepass")
+        return kind + hmac.new(secret, message, hashlib.blake2b).hexdigest()[:20]
+
+    def text(name: str) -> str:
+        return comparison_key(cell_text(row.get(staff_cols.get(name)))).strip()
+
+    def words(text: str) -> str:
+        return " ".join(not_word.sub(" ", comparison_key(text)).split())
+
+    out = []
+    email = text("Patient Email")
+    if "@" in email:
+        out.append(mac("e", email))
+    digits = "".join(re.findall(r"\d", decimal_zeros.sub("", text("Patient Phone"))))
+    if len(digits) >= 7:
+        out.append(mac("p", digits[-10:]))
+    first, last = words(text("Patient First Name")), words(text("Patient Last Name"))
+    received = text("Received")
+    if first and received:
+        out.append(mac("n", f"{first}|{last}|{received}"))
+    for kind, part in (("f", first), ("l", last), ("d", received)):
+        if part:
+            out.append(mac(kind, part))
+    return tuple(out)
+
+
+_FACET_CELLS = st.one_of(
+    CELLS,
+    st.sampled_from(["Ann", "ANN ", "María", "Mari\u0301a", "O'Brien", "Lee\u200b", "张伟",
+                     "ann@example.com", " Ann@Example.COM ", "(212) 555-0100 x12", "2125550100.0",
+                     "٢١٢٥٥٥٠١٠٠", "2025-03-04", "=Lee", "\u00a0", "#REF!", "555-0100"]),
+)
+_FACET_NAMES = ("Patient Email", "Patient Phone", "Patient First Name", "Patient Last Name",
+                "Received", "Notes")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_FACET_CELLS, max_size=8).map(tuple),
+       st.lists(st.sampled_from(_FACET_NAMES), unique=True).flatmap(
+           lambda names: st.fixed_dictionaries({n: st.integers(0, 9) for n in names})),
+       st.sampled_from([b"", b"s1", b"k" * 32, b"k" * 128, b"long" * 60]))
+def test_row_facets_are_unchanged(
+    values: tuple[object, ...], cols: dict[str, int], secret: bytes
+) -> None:
+    row = SheetRow(2, values)  # type: ignore[arg-type]
+    assert row_facets(row, cols, secret) == reference_row_facets(row, cols, secret)
+
+
+@pytest.mark.parametrize("phone", ["(212) 555-0100", "٢١٢٥٥٥٠١٠٠", "2125550100.0", "555-01", None])
+@pytest.mark.parametrize("secret", [b"s1", b"long" * 60])
+def test_row_facets_of_typical_rows_are_unchanged(phone: str | None, secret: bytes) -> None:
+    cols = {name: i for i, name in enumerate(_FACET_NAMES)}
+    for row in (
+        SheetRow(2, (" Ann@Example.COM ", phone, "María", "O'Brien", "2025-03-04")),
+        SheetRow(3, ("none", phone, "Mari\u0301a", "", 45720.0)),
+        SheetRow(4, (None, phone)),
+    ):
+        assert row_facets(row, cols, secret) == reference_row_facets(row, cols, secret)

@@ -199,3 +199,22 @@ def test_a_message_changed_after_building_is_written_by_the_email_package() -> N
     assert b"X-Unsent: 1" in smtp_bytes(message) and b"changed" in smtp_bytes(message)
     message.replace_header("Content-Type", 'multipart/alternative; boundary="other"')
     assert smtp_bytes(message) == message.as_bytes(policy=policy.SMTP)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+                        min_size=1, max_size=60), min_size=1, max_size=12))
+def test_the_for_header_folds_as_the_email_package_folds_it(words: list[str]) -> None:
+    """The For header's words are folded without the header parser (issue 13): the same text
+    as the parser's own fold, whatever the words' lengths."""
+    from sheets_bridge.messages import _folded
+
+    value = " ".join(words)
+    _folded.cache_clear()
+    expected = policy.SMTP.header_factory(FOR_HEADER, value).fold(policy=policy.SMTP)
+    prefix = FOR_HEADER + ": "
+    ours = _folded(FOR_HEADER, value)
+    if ours is None:
+        assert not expected.startswith(prefix)
+    else:
+        assert prefix + ours + "\r\n" == expected
