@@ -12,6 +12,18 @@ The file is the system of record and staff may have it open, so the bridge:
 - writes by patching only the ``<row>`` elements it changes and the bridge-owned summary sheets,
   copying every other zip member unchanged, so charts, images, pivot tables and extensions that
   staff made survive a sync;
+- makes a write cost what it writes, and hold little: the sheet's rows are indexed once as
+  offsets into the part (``oxr.RowSpan``, ``oxr.RowCells`` in arrays), each row's cells once,
+  each new cell built once, each row rebuilt as soon as its last write is built, and the patched
+  part written into the zip piece by piece (views of the old part between the rewritten rows,
+  ``xlsx_package.Pieces``), never as a second whole copy. A first sync of 50,000 rows writes
+  every row; the old patch held a copy of each row, a Python list per row of cell positions and
+  a RawCell per cell asked for (160 MB at 50,000 rows, before the rewritten part and its copy);
+- hands what a save wrote to the next read exactly, keyed by the digest of the bytes written:
+  a rewritten Referrals row as its old memo entry with the written cells' values put in (what
+  an inline string, a number or a removed cell reads as; a number's date style looked up in
+  the written file's styles), and a bridge tab as the values ``generate_sheet`` wrote
+  (``tests/integration/test_xlsx_apply_exact.py`` compares both with a parse of the bytes);
 - draws a bridge tab's chart (the Dashboard's weekly chart) itself, as DrawingML drawing and
   chart parts with cached values, and redraws it in place whenever it rewrites that tab: the same
   part names each time, the old chart's parts and relationships removed, so the package never
