@@ -189,8 +189,9 @@ _READ_COLUMNS: tuple[str, ...] = (
     "Consent to Update Referrer",
 )
 #: How many results each per-column memo holds before it starts afresh: far more than the
-#: distinct dates, choices and referrers of any practice, few enough to stay a few MB.
-_MEMO_LIMIT = 20_000
+#: distinct days, choices and referrers of most practices, few enough to stay a few MB (a
+#: memo that fills up starts afresh: the values that repeat are soon back).
+_MEMO_LIMIT = 8_192
 
 _Key = object
 _Memo = dict[_Key, object]
