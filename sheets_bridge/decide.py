@@ -236,11 +236,17 @@ def decide_cells(
             if notes_now
             else referral
         )
-        if before is not None and final is not before.final and repr(final) == repr(before.final):
+        if (
+            before is not None
+            and before.referral is derived
+            and final is not before.final
+            and final.attention == before.final.attention
+        ):
             # Decided again (its ledger line or a record changed: the second plan of a drafting
-            # cycle, say) to a row that reads the same to the last character: the earlier object
-            # is handed on, so the phases that reuse by identity (the summary tabs) see it
-            # unchanged.
+            # cycle, say) from the very same derived row to the same Attention: every other
+            # field is the derived row's, so the final row is the held one to the last
+            # character, and that object is handed on (the phases that reuse by identity, the
+            # summary tabs, then see the row unchanged).
             final = before.final
         final_referrals.append(final)
         if key is not None:
