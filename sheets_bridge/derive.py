@@ -101,12 +101,18 @@ def clock_horizon(referral: Referral, ctx: RuleContext) -> datetime:
     moments: list[datetime] = []
     due = referral.follow_up_due
     if due is not None and referral.stage in ("New", "Contact due"):
+        # Stage turns at these instants (``now >= at``): at ``now`` itself it already has.
         moments += [due - ctx.window / 4, due]
-    if referral.appointment is not None:
-        moments.append(referral.appointment)
     for moment in moments:
         at = moment.astimezone(_UTC)
         if now < at < until:
+            until = at
+    if referral.appointment is not None:
+        # "Appointment has passed" is said once ``appointment < now``: an appointment at this
+        # very instant has not passed yet but has the instant after, so the row holds at no
+        # later ``now`` (a horizon equal to ``now`` is never reused).
+        at = referral.appointment.astimezone(_UTC)
+        if now <= at < until:
             until = at
     return until
 
