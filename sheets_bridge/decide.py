@@ -91,8 +91,10 @@ def decide_cells(
     # what their bridge cells hold cannot be told from a hand edit, so it is simply rewritten.
     known_rows = {rid for rid, _ in state.written}
     notices_by_id: dict[str, list[str]] = {}
+    notice_stamps: dict[tuple[str, str], str] = {}
     for notice in state.notices:
         notices_by_id.setdefault(notice.referral_id, []).append(notice.message)
+        notice_stamps[(notice.referral_id, notice.message)] = _stamp(notice.created)
     new_notices: list[Notice] = []
     writes: list[CellWrite] = []
     stale_restores = 0
@@ -200,6 +202,7 @@ def decide_cells(
             if message not in notes_now:
                 notes_now.append(message)
                 new_notices.append(Notice(rid, message, now))
+        notes_now = _as_read_next(notes_now, rid, new_notices[notices_from:], notice_stamps, now)
         attention = attention_text((*notes_now, *referral.attention))
         target = columns.get("Attention")
         if target is not None and (r.sheet.number, target) not in layout.blocked_cells:
@@ -219,6 +222,9 @@ def decide_cells(
                     if message not in notes_now:
                         notes_now.append(message)
                         new_notices.append(Notice(rid, message, now))
+                        notes_now = _as_read_next(
+                            notes_now, rid, new_notices[notices_from:], notice_stamps, now
+                        )
                         attention = attention_text((*notes_now, *referral.attention))
                 row_writes.append(CellWrite(ref, "Attention", current, attention))
         target = columns.get("Bridge Updated")
@@ -343,6 +349,39 @@ def _unconfirmed(current: str, record: WrittenRecord | None) -> bool:
     a later change of the derived value is not taken for a hand edit.
     """
     return bool(current) and (record is None or record.hash != value_hash(current))
+
+
+def _stamp(moment: datetime) -> str:
+    """A notice's time as the state stores it and orders it (text, to the second)."""
+    return moment.isoformat(timespec="seconds")
+
+
+def _as_read_next(
+    notes: Sequence[str], rid: str, said: Sequence[Notice],
+    stamps: Mapping[tuple[str, str], str], now: datetime,
+) -> list[str]:
+    """A row's notices in the order the state's next view will return them.
+
+    The view orders notices by their stored time, then by when they were first stored; a
+    notice said this cycle is stored at ``now`` (a kept one only moves forward to it). In the
+    usual case that is the kept notices, then this cycle's, which is the order ``notes``
+    already has. After a clock set back (``--force``) ``now`` is earlier than the kept ones,
+    so the new ones come first: written that way at once, or the next cycle would find the
+    lines swapped and write Attention again. ``sorted`` is stable, which gives ties the
+    order they were stored in.
+    """
+    if not said:
+        return list(notes)
+    now_stamp = _stamp(now)
+    said_now = {n.message for n in said}
+
+    def stored_at(message: str) -> str:
+        kept = stamps.get((rid, message))
+        if kept is None:
+            return now_stamp
+        return max(kept, now_stamp) if message in said_now else kept
+
+    return sorted(notes, key=stored_at)
 
 
 def attention_text(lines: Sequence[str]) -> str:

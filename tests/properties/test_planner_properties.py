@@ -492,3 +492,33 @@ def test_a_date_refused_as_in_the_future_is_read_once_it_is_not() -> None:
         assert _cell(sheet, "Ann", "Stage") == "New"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_notices_said_after_a_clock_set_back_are_written_as_the_next_cycle_reads_them() -> None:
+    """(b) after a clock corrected backwards (a forced cycle): a hand edit's notice, said at a
+    time earlier than the copied row's notice already kept, is written in the order the state
+    gives the notices back, so the next cycle finds Attention as it left it (found by the
+    CycleMachine: the lines came back swapped and Attention was written again)."""
+    folder = Path(tempfile.mkdtemp(prefix="sb-setback-", dir=SCRATCH))
+    try:
+        config = make_config(folder)
+        sheet = MemorySheet([list(HEADERS), _row("Ann", "2025-03-03 09:00",
+                                                 Patient_Email="a@example.com")])
+        now = FIXED_NOW
+        _sync(config, sheet, now)
+        assert sheet.grid is not None
+        copy = list(sheet.grid[1])
+        copy[NOTES] = "tok-copy"
+        sheet.grid.insert(2, copy)
+        _sync(config, sheet, now)  # the copy gets its own ID and a notice saying so
+        tag = [cell_text(h) for h in sheet.grid[0]].index("Source Tag")
+        sheet.grid[2][tag] = "typed"  # a hand edit of a bridge column: put back, with a notice
+        now -= timedelta(minutes=20)
+        _sync(config, sheet, now)
+        with StateStore(config.state_dir) as state:
+            view = state.view(now, notice_hours=config.sync.notice_hours)
+            settled = plan_cycle(sheet.read(), now, config, view)
+        assert not settled.plan.cell_writes, settled.plan.cell_writes
+        assert settled.plan.is_quiet
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
