@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
+from xlsx_support import assert_same_reading, fresh_read
 
 from sheets_bridge.model import (
     CellWrite,
@@ -26,7 +27,6 @@ from sheets_bridge.model import (
     Plan,
     RowRef,
     Share,
-    Snapshot,
     TabContent,
 )
 from sheets_bridge.sheets import ooxml as ox
@@ -58,30 +58,9 @@ def _rewrite(path: Path, member: str, change: Callable[[bytes], bytes]) -> None:
             out.writestr(info, change(data) if info.filename == member else data)
 
 
-def _fresh(path: Path) -> Snapshot:
-    """A read with nothing kept from earlier reads."""
-    xlsx._last_read = None
-    xlsx._read_memo = None
-    return LocalWorkbook(path).read()
-
-
-def cell_types(snap: Snapshot) -> list[tuple[str, ...]]:
-    """The type of every cell value read, row by row (Referrals rows, then each tab's)."""
-    rows = [r.values for r in snap.referrals.rows] if snap.referrals is not None else []
-    rows += [row for title in sorted(snap.tabs) for row in snap.tabs[title].rows]
-    return [tuple(type(v).__name__ for v in row) for row in rows]
-
-
-def _same(a: Snapshot, b: Snapshot) -> None:
-    # repr and the types, not ==: DateSerial(40001) == 40001 (and reprs as 40001), and the
-    # type is what a stale memo gets wrong.
-    assert repr(a) == repr(b)
-    assert cell_types(a) == cell_types(b)
-
-
 def _warm(path: Path) -> LocalWorkbook:
     sheet = LocalWorkbook(path)
-    _fresh(path)
+    fresh_read(path)
     assert xlsx._read_memo is not None
     return sheet
 
@@ -100,7 +79,7 @@ def test_a_cell_edited_to_text_of_the_same_length_is_read_anew(tmp_path: Path) -
     _rewrite(path, "xl/worksheets/sheet1.xml", lambda x: x.replace(b"Attended!", b"Attended?"))
     warm = sheet.read()
     assert warm.referrals is not None and warm.referrals.rows[3].values[2] == "Attended?"
-    _same(warm, _fresh(path))
+    assert_same_reading(warm, fresh_read(path))
 
 
 def _with_shared_strings(path: Path) -> None:
@@ -148,7 +127,7 @@ def test_shared_strings_rewritten_read_as_a_fresh_read(tmp_path: Path) -> None:
     _rewrite(path, "xl/sharedStrings.xml", swap)
     warm = sheet.read()
     assert repr(warm.referrals) != repr(before.referrals)
-    _same(warm, _fresh(path))
+    assert_same_reading(warm, fresh_read(path))
     # an openpyxl load + save rewrites sharedStrings (and every row) its own way
     sheet.read()
     wb = load_workbook(path)
@@ -156,7 +135,7 @@ def test_shared_strings_rewritten_read_as_a_fresh_read(tmp_path: Path) -> None:
     wb["Referrals"].insert_rows(2)
     wb.save(path)
     warm = sheet.read()
-    _same(warm, _fresh(path))
+    assert_same_reading(warm, fresh_read(path))
 
 
 def test_a_style_turned_into_a_date_format_turns_numbers_into_dates(tmp_path: Path) -> None:
@@ -176,13 +155,13 @@ def test_a_style_turned_into_a_date_format_turns_numbers_into_dates(tmp_path: Pa
     _rewrite(path, "xl/worksheets/sheet1.xml",
              lambda x: re.sub(rb'<c r="(F\d+)" t="n">', rb'<c r="\1" s="0" t="n">', x))
     warm = sheet.read()
-    _same(warm, _fresh(path))
+    assert_same_reading(warm, fresh_read(path))
     sheet.read()
     _rewrite(path, "xl/styles.xml", dated)
     warm = sheet.read()
     assert warm.referrals is not None
     assert isinstance(warm.referrals.rows[0].values[5], DateSerial)
-    _same(warm, _fresh(path))
+    assert_same_reading(warm, fresh_read(path))
 
 
 def test_date1904_flipped_is_read_as_a_fresh_read(tmp_path: Path) -> None:
@@ -203,7 +182,7 @@ def test_date1904_flipped_is_read_as_a_fresh_read(tmp_path: Path) -> None:
     warm = sheet.read()
     assert warm.date1904 and warm.referrals is not None and before.referrals is not None
     assert warm.referrals.rows[0].values[5] != before.referrals.rows[0].values[5]
-    _same(warm, _fresh(path))
+    assert_same_reading(warm, fresh_read(path))
 
 
 def test_the_rows_a_save_hands_over_read_as_a_fresh_read(tmp_path: Path) -> None:
@@ -220,7 +199,7 @@ def test_the_rows_a_save_hands_over_read_as_a_fresh_read(tmp_path: Path) -> None
     assert report.saved and len(report.applied) == 1
     warm = sheet.read()
     assert warm.referrals is not None and warm.referrals.rows[1].values[4] == "Contacted"
-    _same(warm, _fresh(path))
+    assert_same_reading(warm, fresh_read(path))
 
 
 def test_the_summary_tabs_a_save_wrote_are_read_from_what_it_handed_over(
@@ -252,7 +231,7 @@ def test_the_summary_tabs_a_save_wrote_are_read_from_what_it_handed_over(
     assert parsed == []  # no row parsed: the Referrals rows unchanged, the tabs handed over
     monkeypatch.undo()
     assert isinstance(warm.tabs["Dashboard"].rows[1][4], DateSerial)
-    _same(warm, _fresh(path))
+    assert_same_reading(warm, fresh_read(path))
 
 
 @pytest.fixture(autouse=True)
