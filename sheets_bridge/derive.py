@@ -67,16 +67,6 @@ class _Incremental:
 _INCREMENTAL = _Incremental()
 
 
-def _settings_key(ctx: RuleContext) -> tuple[object, ...]:
-    """Every setting a row's derivation reads besides ``now`` (RuleContext without the clock)."""
-    return (
-        str(ctx.tz), ctx.date_order, ctx.phone_region, ctx.window, tuple(sorted(ctx.open_days)),
-        ctx.opens, ctx.closes, tuple(sorted(ctx.holidays)),
-        tuple(sorted((k, tuple(v)) for k, v in ctx.keywords.items())),
-        tuple(sorted(ctx.tag_overrides.items())), ctx.date1904,
-    )
-
-
 def clock_horizon(referral: Referral, ctx: RuleContext) -> datetime:
     """The first instant after ``ctx.now`` at which the clock alone could change ``referral``.
 
@@ -148,7 +138,7 @@ def derive_rows(
     )
     emails_col = columns.get("Emails") if "Emails" in cols.bridge else None
     referrals: list[Referral] = []
-    basis = (_settings_key(ctx), context_key)
+    basis = (ctx.settings_key(), context_key)
     held, earlier = _INCREMENTAL.current
     if held != basis:
         earlier = {}

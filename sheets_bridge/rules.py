@@ -85,6 +85,16 @@ class RuleContext:
             date1904=date1904,
         )
 
+    def settings_key(self) -> tuple[object, ...]:
+        """Every setting a row's parse reads besides ``now``, as one comparable value: what a
+        memo of parse results is valid for (the derive memo's rows, this module's values)."""
+        return (
+            str(self.tz), self.date_order, self.phone_region, self.window,
+            tuple(sorted(self.open_days)), self.opens, self.closes, tuple(sorted(self.holidays)),
+            tuple(sorted((k, tuple(v)) for k, v in self.keywords.items())),
+            tuple(sorted(self.tag_overrides.items())), self.date1904,
+        )
+
 
 def is_open_day(day: date, ctx: RuleContext) -> bool:
     return day.weekday() in ctx.open_days and day not in ctx.holidays
@@ -275,19 +285,14 @@ def _memos_for(ctx: RuleContext) -> _Memos:
 
     A plan makes one RuleContext, so the settings are compared once per plan, not per row.
     ``now`` enters as its UTC instant: two aware datetimes of one zone that differ only in
-    ``fold`` compare equal but are different instants. The contact window is not in it: the
-    deadline memo is keyed by received plus the window already.
+    ``fold`` compare equal but are different instants. The settings are
+    :meth:`RuleContext.settings_key`, the same list the derive memo is valid for.
     """
     global _memo_slot
     slot = _memo_slot
     if slot is not None and slot[0] is ctx:
         return slot[1]
-    basis = (
-        ctx.now.astimezone(_UTC), ctx.tz, ctx.date_order, ctx.date1904,
-        tuple(sorted(ctx.open_days)), ctx.opens, ctx.closes,
-        tuple(sorted(ctx.holidays)),
-        tuple((k, tuple(v)) for k, v in ctx.keywords.items()),
-    )
+    basis = (ctx.now.astimezone(_UTC), ctx.settings_key())
     memos = slot[1] if slot is not None and slot[1].basis == basis else _Memos(basis)
     _memo_slot = (ctx, memos)
     return memos
