@@ -27,7 +27,7 @@ from sheets_bridge.model import (
     RowRef,
 )
 from sheets_bridge.referral_ids import RowWork
-from sheets_bridge.state_view import StateView, WrittenRecord, value_hash
+from sheets_bridge.state_view import StateView, WrittenRecord, stored_time, value_hash
 from sheets_bridge.values import cell_text as plain_text
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def decide_cells(
     notice_stamps: dict[tuple[str, str], str] = {}
     for notice in state.notices:
         notices_by_id.setdefault(notice.referral_id, []).append(notice.message)
-        notice_stamps[(notice.referral_id, notice.message)] = _stamp(notice.created)
+        notice_stamps[(notice.referral_id, notice.message)] = stored_time(notice.created)
     new_notices: list[Notice] = []
     writes: list[CellWrite] = []
     stale_restores = 0
@@ -351,11 +351,6 @@ def _unconfirmed(current: str, record: WrittenRecord | None) -> bool:
     return bool(current) and (record is None or record.hash != value_hash(current))
 
 
-def _stamp(moment: datetime) -> str:
-    """A notice's time as the state stores it and orders it (text, to the second)."""
-    return moment.isoformat(timespec="seconds")
-
-
 def _as_read_next(
     notes: Sequence[str], rid: str, said: Sequence[Notice],
     stamps: Mapping[tuple[str, str], str], now: datetime,
@@ -372,7 +367,7 @@ def _as_read_next(
     """
     if not said:
         return list(notes)
-    now_stamp = _stamp(now)
+    now_stamp = stored_time(now)
     said_now = {n.message for n in said}
 
     def stored_at(message: str) -> str:

@@ -26,7 +26,14 @@ from typing import Self
 from sheets_bridge.errors import BridgeError, StateFolderError, StateLockedError
 from sheets_bridge.files import LockHeldError, lock_is_held, take_lock
 from sheets_bridge.model import CellWrite, Notice
-from sheets_bridge.state_view import DraftRecord, IdRecord, StateView, WrittenRecord, value_hash
+from sheets_bridge.state_view import (
+    DraftRecord,
+    IdRecord,
+    StateView,
+    WrittenRecord,
+    stored_time,
+    value_hash,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +139,6 @@ class _ViewTables:
 #: The latest :class:`_ViewTables` per state file, replaced whole (a read in another thread
 #: sees one or the other).
 _VIEW_TABLES: dict[Path, _ViewTables] = {}
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
 
 
 class StateStore:
@@ -320,7 +323,7 @@ class StateStore:
                 for rid, col, h, prev, pend in raw_written
             }
         _VIEW_TABLES[self.path] = _ViewTables(raw_ids, ids, raw_written, written)
-        since = _iso(now - timedelta(hours=notice_hours))
+        since = stored_time(now - timedelta(hours=notice_hours))
         notices = tuple(
             Notice(rid, message, datetime.fromisoformat(created))
             for rid, message, created in db.execute(
@@ -390,7 +393,7 @@ class StateStore:
         be the only known ones, and after a crash here every ID already in the sheet would look
         typed by hand.
         """
-        stamp = _iso(now)
+        stamp = stored_time(now)
         with self.transaction() as db:
             db.execute(
                 "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key='next_id'",
@@ -435,7 +438,7 @@ class StateStore:
 
         ``present`` maps every Referral ID now in the sheet to its row identity.
         """
-        stamp = _iso(now)
+        stamp = stored_time(now)
         applied = list(applied)
         with self.transaction() as db:
             db.executemany(
@@ -456,7 +459,7 @@ class StateStore:
             db.executemany(
                 "INSERT INTO notices VALUES(?, ?, ?) ON CONFLICT(referral_id, message) "
                 "DO UPDATE SET created = excluded.created WHERE excluded.created > created",
-                [(n.referral_id, n.message, _iso(n.created)) for n in notices],
+                [(n.referral_id, n.message, stored_time(n.created)) for n in notices],
             )
             run_id = self._insert_run(db, run, now)
             by_row: dict[str, list[str]] = {}
@@ -537,7 +540,7 @@ class StateStore:
         Quiet runs are not added to the runs table (a daemon would add one every few minutes);
         ``status`` reads the time from here.
         """
-        stamp = _iso(now)
+        stamp = stored_time(now)
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES('last_quiet', ?)", (stamp,))
             if duration is not None:
@@ -557,7 +560,7 @@ class StateStore:
     def _ran(db: sqlite3.Connection, now: datetime, *, succeeded: bool) -> None:
         """Remember the latest cycle's ``now`` (the clock-back guard compares with it); a
         cycle that completed ends a failure episode."""
-        db.execute("INSERT OR REPLACE INTO meta VALUES('last_now', ?)", (_iso(now),))
+        db.execute("INSERT OR REPLACE INTO meta VALUES('last_now', ?)", (stored_time(now),))
         if succeeded:
             db.execute(
                 "DELETE FROM meta WHERE key IN ('failures', 'failing_since', 'last_error', "
@@ -580,7 +583,7 @@ class StateStore:
         """How many failure episodes began at or after ``since`` (each one's first run)."""
         row = self.db.execute(
             "SELECT count(*) FROM runs WHERE outcome = 'failed' AND logged = 1 AND started >= ?",
-            (_iso(since),),
+            (stored_time(since),),
         ).fetchone()
         return int(row[0])
 
@@ -588,7 +591,7 @@ class StateStore:
         """A cycle that failed: counted in the episode, kept in the runs table for ``status``;
         the episode's first failure is logged (a Bridge Log row at the next write), the rest
         are not, so a failure that lasts a day is one row, not one every few minutes."""
-        stamp = _iso(now)
+        stamp = stored_time(now)
         with self.transaction() as db:
             before = read_episode(db)
             failures = (before.failures if before else 0) + 1
@@ -605,7 +608,7 @@ class StateStore:
             )
             db.executemany(
                 "INSERT OR REPLACE INTO meta VALUES(?, ?)",
-                [("failures", str(failures)), ("failing_since", _iso(since)),
+                [("failures", str(failures)), ("failing_since", stored_time(since)),
                  ("last_error", error), ("last_error_at", stamp)],
             )
             self._ran(db, now, succeeded=False)
@@ -629,8 +632,8 @@ class StateStore:
             " drafts, problems, summary, problem_text, logged, duration_ms)"
             " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                _iso(run.started),
-                _iso(now),
+                stored_time(run.started),
+                stored_time(now),
                 run.outcome,
                 run.rows_read,
                 run.cells_written,
@@ -674,7 +677,7 @@ class StateStore:
         A key the outbox had given up on (``forgotten``) and that was planned again becomes
         pending again; a key in any other state is left as it is.
         """
-        stamp = _iso(now)
+        stamp = stored_time(now)
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO drafts(key, referral_id, kind, referrer_key, status, created, facets) "
@@ -689,7 +692,7 @@ class StateStore:
 
     def drafts_confirmed(self, items: Iterable[tuple[str, str]], now: datetime) -> None:
         """Confirm many (key, draft ref) in one transaction, each with its audit line."""
-        stamp = _iso(now)
+        stamp = stored_time(now)
         with self.transaction() as db:
             for key, ref in items:
                 db.execute(
@@ -710,7 +713,7 @@ class StateStore:
             db.execute(
                 "INSERT INTO drafts(key, referral_id, kind, status, ref, created, confirmed) "
                 "VALUES(?, ?, ?, 'confirmed', ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-                (key, referral_id, kind, ref, _iso(created), _iso(now)),
+                (key, referral_id, kind, ref, stored_time(created), stored_time(now)),
             )
 
     def draft_missing(self, key: str, misses: int, next_check: datetime, now: datetime) -> None:
@@ -718,7 +721,7 @@ class StateStore:
         with self.transaction() as db:
             db.execute(
                 "UPDATE drafts SET status = 'unknown', misses = ?, next_check = ? WHERE key = ?",
-                (misses, _iso(next_check), key),
+                (misses, stored_time(next_check), key),
             )
             self._audit_draft(db, key, now, f"draft not found (look {misses}); checked again later")
 
@@ -741,13 +744,13 @@ class StateStore:
         db.execute(
             "INSERT INTO audit(at, action, referral_id, columns, result) "
             "SELECT ?, 'draft', referral_id, kind, ? FROM drafts WHERE key = ?",
-            (_iso(now), result, key),
+            (stored_time(now), result, key),
         )
 
     def open_drafts(self, now: datetime) -> list[DraftRecord]:
         """Keys whose fate the outbox must settle now: pending, or unknown and due a look."""
         return self._draft_records(
-            "WHERE status = 'pending' OR (status = 'unknown' AND next_check <= ?)", (_iso(now),)
+            "WHERE status = 'pending' OR (status = 'unknown' AND next_check <= ?)", (stored_time(now),)
         )
 
     def draft_keys(self) -> frozenset[str]:
@@ -759,7 +762,7 @@ class StateStore:
 
     def mark_drafts_adopted(self, now: datetime) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES('drafts_adopted', ?)", (_iso(now),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES('drafts_adopted', ?)", (stored_time(now),))
 
     # -- status ----------------------------------------------------------------------------
     def recent_runs(self, limit: int = 10) -> list[dict[str, object]]:

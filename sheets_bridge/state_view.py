@@ -17,6 +17,13 @@ from sheets_bridge.model import Notice
 
 
 @lru_cache(maxsize=1 << 17)
+def stored_time(moment: datetime) -> str:
+    """A moment as the state file stores it, to the second; SQLite compares and orders these
+    texts (a notice's age, the order notices are read back in), so code that predicts that
+    order compares the same texts."""
+    return moment.isoformat(timespec="seconds")
+
+
 def value_hash(value: str) -> str:
     """A short digest of a value the bridge wrote: enough to tell it apart, useless to read.
 
