@@ -791,6 +791,17 @@ def _tab_entry(
     if not numbers:
         return values, (), True
     out = list(values)
+    closed = _date_numbers(out, numbers, date_by_s)
+    return tuple(out), (), closed
+
+
+def _date_numbers(
+    out: list[model.CellValue], numbers: Sequence[tuple[int, bytes]],
+    date_by_s: Mapping[bytes, bool],
+) -> bool:
+    """Turn each written number (its column and style) in a date style into a date in
+    ``out``, as the reader does; False when a style is outside the styles (the row is then
+    not closed: the reader would not know it either)."""
     closed = True
     for col, s in numbers:
         flag = date_by_s.get(s)
@@ -798,7 +809,7 @@ def _tab_entry(
             out[col] = model.DateSerial(out[col])  # type: ignore[arg-type]
         elif flag is None:
             closed = False
-    return tuple(out), (), closed
+    return closed
 
 
 def _patched(
@@ -822,12 +833,8 @@ def _patched(
         out.extend([None] * (width - len(out)))
     for col, value in written.items():
         out[col] = value if value != "" else None
-    for col, s in numbers:
-        flag = scan.date_by_s.get(s)
-        if flag:
-            out[col] = model.DateSerial(out[col])  # type: ignore[arg-type]
-        elif flag is None:
-            closed = False
+    if not _date_numbers(out, numbers, scan.date_by_s):
+        closed = False
     while out and out[-1] is None:
         out.pop()
     kept_formulas = tuple(c for c in formula_cols if c not in written)
