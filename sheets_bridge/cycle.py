@@ -148,6 +148,8 @@ def run_cycle(
             draft_planner=draft_planner,
             carried_ids=carried,
             memo=memo,
+            # Only the plan after the drafts is applied: the one before them needs no tabs.
+            drafts_first=outbox is not None and not dry_run and not drafts_done,
         )
         if drafts_done and result.plan.drafts:
             # This cycle already made its drafts; any left over (an address the message

@@ -114,13 +114,14 @@ def plan_cycle(
     carried_ids: CarriedIds | None = None,
     memo: PlanMemo | None = None,
     incremental: bool = True,
+    drafts_first: bool = False,
 ) -> PlanResult:
     """Decide everything one cycle should change: :func:`_plan_cycle`, with the collector paused."""
     with gc_paused(), planning(incremental=incremental):
         return _plan_cycle(
             snapshot, now, config, state, force=force, tab_builders=tab_builders,
             draft_planner=draft_planner, carried_ids=carried_ids, memo=memo,
-            incremental=incremental,
+            incremental=incremental, drafts_first=drafts_first,
         )
 
 
@@ -136,6 +137,7 @@ def _plan_cycle(
     carried_ids: CarriedIds | None = None,
     memo: PlanMemo | None = None,
     incremental: bool = True,
+    drafts_first: bool = False,
 ) -> PlanResult:
     """Decide everything one cycle should change. Deterministic for the same inputs.
 
@@ -150,6 +152,12 @@ def _plan_cycle(
     whose staff cells are unchanged and whose clock horizon has not passed (ARCHITECTURE.md,
     "Incremental planning"); ``False`` derives and digests every row afresh. Both give the same
     plan: the property tests hold them to it.
+
+    ``drafts_first`` says the caller makes this plan's drafts and then plans again (a cycle
+    with an outbox): such a plan, when it has drafts, leaves out the work tabs, the summaries
+    and the Bridge Log, which the second plan builds from the sheet as drafted and which
+    nothing reads from this one (ARCHITECTURE.md, "A plan whose drafts come first builds no
+    tabs"). Its IDs, cell writes and drafts are the full plan's.
     """
     now = now.astimezone(config.tz)
     tab = snapshot.referrals
@@ -213,12 +221,13 @@ def _plan_cycle(
     present = {r.final_id: r.identity for r in rows if r.final_id}
     facets = {r.final_id: r.facets for r in rows if r.final_id and r.facets}
     final = tuple(decided.referrals)
-    candidates: list[TabContent] = [
-        followups_tab(final, config.practice.phone_region, incremental=incremental),
-        sources_tab(final, source_overrides, incremental=incremental),
-    ]
-    for builder in tab_builders:
-        candidates.extend(builder(final, now, config, snapshot, state))
+    candidates: list[TabContent] = []
+    if not (drafts_first and drafts):
+        candidates.append(followups_tab(final, config.practice.phone_region,
+                                        incremental=incremental))
+        candidates.append(sources_tab(final, source_overrides, incremental=incremental))
+        for builder in tab_builders:
+            candidates.extend(builder(final, now, config, snapshot, state))
     tabs = [
         t
         for t in candidates
@@ -242,7 +251,7 @@ def _plan_cycle(
         summary = recovery_line(state.failures) + (f"; {summary[:1].lower()}{summary[1:]}"
                                                    if summary else "")
         logged = True
-    if logged:
+    if logged and not (drafts_first and drafts):
         entry = (log_moment(now, config.tz), summary or "No changes", "\n".join(run_problems))
         tabs.append(build_bridge_log(entry, log_rows(state, config.tz)))
     plan = Plan(

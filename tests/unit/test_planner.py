@@ -698,3 +698,40 @@ def test_two_identical_new_rows_never_share_the_id_a_dead_cycle_journalled(
                            state.view(FIXED_NOW))
     ids = [w.new for w in again.plan.cell_writes if w.column == "Referral ID"]
     assert sorted(ids) == ["R-00001", "R-00002"], ids
+
+
+def test_a_plan_made_before_its_drafts_leaves_out_only_the_tabs(config: BridgeConfig) -> None:
+    """A cycle with an outbox plans, drafts, then plans again; the first plan's tabs are never
+    written, so it builds none. Its IDs, cell writes and drafts are the full plan's, and a plan
+    with no drafts is built whole (it is the one applied)."""
+    from sheets_bridge.drafting import draft_planner
+    from sheets_bridge.summaries import summary_tabs
+
+    rows = [
+        patient("Ann", "Lee", Received="2025-03-03 09:00", Referrer_Email="rivera@example.org"),
+        patient("Bo", "Kim", Received="2025-03-03 10:00"),
+    ]
+    snapshot = make_sheet(rows).read()
+    with StateStore(config.state_dir) as state:
+        view = state.view(FIXED_NOW)
+
+        def plan(drafts_first: bool) -> Any:
+            return plan_cycle(snapshot, FIXED_NOW, config, view, tab_builders=summary_tabs(),
+                              draft_planner=draft_planner(config), drafts_first=drafts_first)
+
+        full, early = plan(False), plan(True)
+    assert early.plan.drafts and early.plan.drafts == full.plan.drafts
+    assert early.plan.cell_writes == full.plan.cell_writes
+    assert early.plan.assigned_ids == full.plan.assigned_ids
+    assert early.facets == full.facets and early.present == full.present
+    assert early.plan.tab_contents == ()
+    assert {t.title for t in full.plan.tab_contents} >= {"Follow-ups", "Sources", "Bridge Log"}
+
+    # Without drafts there is no second plan: the drafts-first plan is the whole plan.
+    quiet = make_sheet([patient("Cy", "Ng", Received="2025-03-03 10:00")]).read()
+    with StateStore(config.state_dir) as state:
+        view = state.view(FIXED_NOW)
+        whole = plan_cycle(quiet, FIXED_NOW, config, view, tab_builders=summary_tabs())
+        same = plan_cycle(quiet, FIXED_NOW, config, view, tab_builders=summary_tabs(),
+                          drafts_first=True)
+    assert same.plan == whole.plan and same.plan.tab_contents
