@@ -221,8 +221,10 @@ def _plan_cycle(
     present = {r.final_id: r.identity for r in rows if r.final_id}
     facets = {r.final_id: r.facets for r in rows if r.final_id and r.facets}
     final = tuple(decided.referrals)
+    # A plan drafted before it is planned again is never applied: its tabs would be thrown away.
+    builds_tabs = not (drafts_first and drafts)
     candidates: list[TabContent] = []
-    if not (drafts_first and drafts):
+    if builds_tabs:
         candidates.append(followups_tab(final, config.practice.phone_region,
                                         incremental=incremental))
         candidates.append(sources_tab(final, source_overrides, incremental=incremental))
@@ -251,7 +253,7 @@ def _plan_cycle(
         summary = recovery_line(state.failures) + (f"; {summary[:1].lower()}{summary[1:]}"
                                                    if summary else "")
         logged = True
-    if logged and not (drafts_first and drafts):
+    if logged and builds_tabs:
         entry = (log_moment(now, config.tz), summary or "No changes", "\n".join(run_problems))
         tabs.append(build_bridge_log(entry, log_rows(state, config.tz)))
     plan = Plan(
