@@ -49,6 +49,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from sheets_bridge.collector import settle_after_cycle
 from sheets_bridge.config import BridgeConfig, load_config
 from sheets_bridge.cycle import CycleInterruptedError, CycleReport
 from sheets_bridge.digest import digest_key
@@ -216,6 +217,7 @@ class Daemon:
             self.catch_up_digest(config, now)
         # (The digest's own failures are its own: caught and reported inside ``digest``.)
         self.write_status()
+        settle_after_cycle()
         return report
 
     def digest(self) -> str | None:
