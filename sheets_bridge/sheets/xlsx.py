@@ -443,7 +443,7 @@ class LocalWorkbook:
         xml = pkg.read(sheet.part) or b""
         ctx = self._context(pkg)
         rows, data_span = oxr.index_rows(xml)
-        merged = [ox.parse_range(r.decode("ascii")) for r in ox.MERGE_RE.findall(xml)]
+        merged = ox.merged_ranges(xml)
         prefix = (
             next(iter(rows.values())).prefix if rows else (data_span.prefix if data_span else b"")
         )

@@ -21,6 +21,7 @@ from conftest import need_soffice
 from openpyxl import Workbook, load_workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
+from xlsx_support import fresh_read
 
 from sheets_bridge import model
 from sheets_bridge.errors import SnapshotStaleError, WorkbookBusyError, WorkbookUnreadableError
@@ -399,6 +400,32 @@ def test_skips_moved_rows_changed_cells_and_merges(tmp_path: Path) -> None:
     assert not report.applied and not report.saved
     assert path.read_bytes() == original
 
+
+
+def test_a_merge_the_bridge_cannot_read_does_not_stop_the_save(tmp_path: Path) -> None:
+    """Read and save see the same merges: one with an unreadable ref is left out by both."""
+    path = staff_workbook(tmp_path / "m.xlsx")
+    wb = load_workbook(path)
+    wb["Referrals"].merge_cells("E3:F3")
+    wb.save(path)
+    with zipfile.ZipFile(path) as z:
+        parts = {i.filename: z.read(i) for i in z.infolist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    parts[sheet] = parts[sheet].replace(b'<mergeCell ref="E3:F3"/>',
+                                        b'<mergeCell ref="E3:F3"/><mergeCell ref="A:A"/>')
+    assert b'ref="A:A"' in parts[sheet]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    book = LocalWorkbook(path)
+    snap = book.read()
+    assert snap.referrals is not None and CellRange(3, 4, 3, 5) in snap.referrals.merged
+    merged = write(3, "R-00002", "Attention", "", "x")
+    fine = write(2, "R-00001", "Attention", "", "Check the phone number")
+    report = book.apply(snap, Plan(cell_writes=(merged, fine)), COLUMNS)
+    assert dict(report.skipped) == {merged: "merged"} and report.applied == [fine]
+    again = fresh_read(path).referrals
+    assert again is not None and again.rows[0].get(COLUMNS["Attention"]) == "Check the phone number"
 
 def test_tab_contents_replace_and_add_with_bold_headings(tmp_path: Path) -> None:
     path = staff_workbook(tmp_path / "t.xlsx")
