@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -660,81 +661,38 @@ def generate_sheet(
     right_by_row: dict[int, set[int]] = {}
     for rr, rc in right:
         right_by_row.setdefault(rr, set()).add(rc)
-    no_cols: set[int] = set()
+    no_cols: frozenset[int] = frozenset()
+    tab_key = (tuple(widths), tuple(sorted(wrapped)), max_chars, date1904)
+    held = _ROW_TEMPLATES.get(tab_key, {})
+    made: dict[tuple[object, ...], _RowTemplate] = {}
 
     for r, row in enumerate(rows):
         if not any(v is not None for v in row):
             continue
-        num = r + 1
+        num = str(r + 1)
         heading = r in headings
-        bold_here = bold_by_row.get(r, no_cols)
-        right_here = right_by_row.get(r, no_cols)
-        lines = _row_lines(
-            row,
-            widths,
-            heading=heading,
-            bold={c for c in bold_here if c < len(row)},
-            wrapped=wrapped,
-        )
-        if lines > 1:
-            # Spreadsheets do not grow a row for wrapped text on opening: say how tall it is.
-            parts.append(f'<row r="{num}" ht="{15 * lines}" customHeight="1">')
-        else:
-            parts.append(f'<row r="{num}">')
-        first_cell = len(parts)
-        values: list[CellValue] = []
-        numbers: list[tuple[int, bytes]] = []
-        readable = True
-        for c, value in enumerate(row):
-            if value is None:
-                continue
-            ref = f"{letters[c]}{num}"
-            bold = heading or c in bold_here
-            align = "right" if c in right_here else None
-            read: CellValue
-            if type(value) is str:  # most cells: the text branch below, without the type tests
-                text = value[:max_chars]
-                wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
-                s = s_attr(bold, None, align, wrap)
-                parts.append(
-                    f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
-                    f"{escape_text(text)}</t></is></c>"
-                )
-                read = text or None
-            elif isinstance(value, bool):
-                s = s_attr(bold, None, align, False)
-                parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
-                read = bool(value)
-            elif isinstance(value, datetime | date) or (
-                isinstance(value, int | float) and math.isfinite(value)
-            ):
-                s = s_attr(bold, value_format(value), align, False)
-                shown = cell_text(
-                    to_serial(value, date1904) if isinstance(value, datetime | date) else value
-                )
-                parts.append(f'<c r="{ref}"{s}><v>{shown}</v></c>')
-                read = number_read(shown)
-                if read is None:
-                    readable = False
-                elif s:
-                    numbers.append((c, s[4:-1].encode("ascii")))  # ' s="N"': a date style?
-            else:
-                text = str(value)[:max_chars]
-                wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
-                s = s_attr(bold, None, align, wrap)
-                parts.append(
-                    f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
-                    f"{escape_text(text)}</t></is></c>"
-                )
-                read = text or None
-            if parsed is not None and read is not None:
-                if c > len(values):
-                    values.extend([None] * (c - len(values)))
-                values.append(read)
-        parts.append("</row>")
-        if parsed is not None and readable:
-            segment = "".join(parts[first_cell:]).encode("utf-8")
-            parsed.append((row_digest(memoryview(segment)), tuple(values), tuple(numbers)))
+        bold_here = frozenset(c for c in bold_by_row.get(r, no_cols) if c < len(row))
+        right_here = frozenset(right_by_row.get(r, no_cols))
+        cells = tuple(row)
+        key = (cells, tuple(map(type, cells)), heading, bold_here, right_here)
+        template = made.get(key) or held.get(key)
+        if template is None or any(s_attr(*look) != s for look, s in template.looks):
+            template = _row_template(
+                cells, widths, wrapped, letters, s_attr, heading=heading, bold_here=bold_here,
+                right_here=right_here, max_chars=max_chars, date1904=date1904,
+            )
+        made[key] = template
+        parts.append(num.join(template.open_tag))
+        segment = num.join(template.cells)
+        parts.append(segment)
+        if parsed is not None and template.readable:
+            digest = row_digest(memoryview(segment.encode("utf-8")))
+            parsed.append((digest, template.values, template.numbers))
+    with _TEMPLATES_LOCK:  # a digest job may draw a tab in another thread
+        _ROW_TEMPLATES.pop(tab_key, None)
+        _ROW_TEMPLATES[tab_key] = made  # this tab's rows only, as its latest generation drew
+        while len(_ROW_TEMPLATES) > _TABS_HELD:
+            _ROW_TEMPLATES.pop(next(iter(_ROW_TEMPLATES)))
     parts.append("</sheetData>")
     parts.append(
         '<pageMargins left="0.4" right="0.4" top="0.5" bottom="0.5" header="0.3" footer="0.3"/>'
@@ -746,6 +704,118 @@ def generate_sheet(
     out = "".join(parts).encode("utf-8")
     return out + b"".join(keep) + b"</worksheet>"
 
+
+
+@dataclass(frozen=True, slots=True)
+class _RowTemplate:
+    """One generated row with its number left out: the row's XML is ``num.join(open_tag)``
+    then ``num.join(cells)``, the number being the only thing that changes when rows above it
+    come and go (a Follow-ups tab after an edit: most rows the same, many moved)."""
+
+    open_tag: tuple[str, ...]
+    cells: tuple[str, ...]
+    values: tuple[CellValue, ...]
+    numbers: tuple[tuple[int, bytes], ...]
+    readable: bool
+    looks: tuple[tuple[tuple[bool, str | None, str | None, bool], str], ...]
+    """The looks the row's cells were drawn with and their ``s`` attribute then: a template
+    is reused only while the workbook still gives each look the same style."""
+
+
+#: By a tab's drawing settings (widths, wrap columns, cut-off, date system): its latest
+#: generation's row templates, by row (values, their types, heading, bold and right cells).
+#: A cell's XML is a function of exactly these and of the looks' styles, which each template
+#: checks; only the latest generation of each is kept, for a few tabs.
+_ROW_TEMPLATES: dict[tuple[object, ...], dict[tuple[object, ...], _RowTemplate]] = {}
+_TABS_HELD = 8
+_TEMPLATES_LOCK = threading.Lock()
+#: Stands for the row number while a template is drawn: ``escape_text`` turns a NUL in a
+#: cell's text into ``_x0000_``, and nothing else drawn holds one.
+_NUM = "\x00"
+
+
+def _row_template(
+    row: tuple[OutValue, ...],
+    widths: Sequence[int],
+    wrapped: set[int],
+    letters: list[str],
+    s_attr: Callable[[bool, str | None, str | None, bool], str],
+    *,
+    heading: bool,
+    bold_here: frozenset[int],
+    right_here: frozenset[int],
+    max_chars: int,
+    date1904: bool,
+) -> _RowTemplate:
+    """Draw one row of :func:`generate_sheet` with :data:`_NUM` for its number."""
+    lines = _row_lines(row, widths, heading=heading, bold=set(bold_here), wrapped=wrapped)
+    if lines > 1:
+        # Spreadsheets do not grow a row for wrapped text on opening: say how tall it is.
+        open_tag = f'<row r="{_NUM}" ht="{15 * lines}" customHeight="1">'
+    else:
+        open_tag = f'<row r="{_NUM}">'
+    parts: list[str] = []
+    values: list[CellValue] = []
+    numbers: list[tuple[int, bytes]] = []
+    looks: dict[tuple[bool, str | None, str | None, bool], str] = {}
+    readable = True
+
+    def look(bold: bool, number_format: str | None, align: str | None, wrap: bool) -> str:
+        key = (bold, number_format, align, wrap)
+        found = looks[key] = s_attr(*key)
+        return found
+
+    for c, value in enumerate(row):
+        if value is None:
+            continue
+        ref = f"{letters[c]}{_NUM}"
+        bold = heading or c in bold_here
+        align = "right" if c in right_here else None
+        read: CellValue
+        if type(value) is str:  # most cells: the text branch below, without the type tests
+            text = value[:max_chars]
+            wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
+            s = look(bold, None, align, wrap)
+            parts.append(
+                f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
+                f"{escape_text(text)}</t></is></c>"
+            )
+            read = text or None
+        elif isinstance(value, bool):
+            s = look(bold, None, align, False)
+            parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
+            read = bool(value)
+        elif isinstance(value, datetime | date) or (
+            isinstance(value, int | float) and math.isfinite(value)
+        ):
+            s = look(bold, value_format(value), align, False)
+            shown = cell_text(
+                to_serial(value, date1904) if isinstance(value, datetime | date) else value
+            )
+            parts.append(f'<c r="{ref}"{s}><v>{shown}</v></c>')
+            read = number_read(shown)
+            if read is None:
+                readable = False
+            elif s:
+                numbers.append((c, s[4:-1].encode("ascii")))  # ' s="N"': a date style?
+        else:
+            text = str(value)[:max_chars]
+            wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
+            s = look(bold, None, align, wrap)
+            parts.append(
+                f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
+                f"{escape_text(text)}</t></is></c>"
+            )
+            read = text or None
+        if read is not None:
+            if c > len(values):
+                values.extend([None] * (c - len(values)))
+            values.append(read)
+    parts.append("</row>")
+    return _RowTemplate(
+        tuple(open_tag.split(_NUM)), tuple("".join(parts).split(_NUM)), tuple(values),
+        tuple(numbers), readable, tuple(looks.items()),
+    )
 
 #: A generated row as the next read parses it: (the memo key of its bytes, its values with a
 #: number cell's value as a plain number, the (column, style index) of each number cell that

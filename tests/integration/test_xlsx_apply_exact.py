@@ -15,6 +15,7 @@ memo dropped:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -213,3 +214,55 @@ def test_a_generated_tab_handed_over_reads_as_its_bytes_parse(
         assert repr(handed[:2]) == repr(keep[key][:2])
         assert [type(v) for v in handed[0]] == [type(v) for v in keep[key][0]]
         assert handed[2] == keep[key][2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.lists(st.lists(out_values, max_size=5).map(tuple), max_size=8),
+    after=st.lists(st.lists(out_values, max_size=5).map(tuple), max_size=8),
+    keep=st.lists(st.integers(0, 7), max_size=8),
+    heading=st.sets(st.integers(0, 9)),
+    restyle=st.booleans(),
+)
+def test_a_tab_drawn_from_the_last_drawing_s_rows_is_the_tab_drawn_afresh(
+    before: list[tuple[object, ...]], after: list[tuple[object, ...]], keep: list[int],
+    heading: set[int], restyle: bool,
+) -> None:
+    """Rows kept from the last drawing, moved up or down, with a workbook whose styles may
+    have been numbered otherwise since: the bytes and the handed-over rows are a fresh draw's."""
+    from sheets_bridge.sheets import ooxml_rows
+
+    def styler(offset: int) -> Callable[[CellLook], int | None]:
+        looks: list[CellLook] = [CellLook()]
+
+        def style(look: CellLook) -> int | None:
+            if look not in looks:
+                looks.append(look)
+            return looks.index(look) + offset
+
+        return style
+
+    def retyped(row: tuple[object, ...]) -> tuple[object, ...]:
+        """Equal in Python, drawn otherwise: 0.5 as Hours(0.5), 3 as 3.0, True as 1."""
+        return tuple(
+            Hours(v) if type(v) is float else float(v) if type(v) is int
+            else int(v) if type(v) is bool else v
+            for v in row
+        )
+
+    rows = [*after[:2], *(before[i] for i in keep if i < len(before)), *after[2:],
+            *map(retyped, before)]
+
+    def draw(style: Callable[[CellLook], int | None]) -> tuple[bytes, list[GeneratedRow]]:
+        parsed: list[GeneratedRow] = []
+        xml = generate_sheet(rows, style=style, heading_rows=heading, widths=(10, 0, 5),  # type: ignore[arg-type]
+                             freeze_rows=1, parsed=parsed, right_cells=[(1, 1)])
+        return xml, parsed
+
+    ooxml_rows._ROW_TEMPLATES.clear()
+    generate_sheet(before, style=styler(0), heading_rows=heading, widths=(10, 0, 5),  # type: ignore[arg-type]
+                   freeze_rows=1, right_cells=[(1, 1)])
+    assert ooxml_rows._ROW_TEMPLATES, "the last drawing's rows are held"
+    held = draw(styler(3 if restyle else 0))
+    ooxml_rows._ROW_TEMPLATES.clear()
+    assert held == draw(styler(3 if restyle else 0))
