@@ -89,6 +89,45 @@ def test_a_record_changed_by_another_process_is_seen(config: BridgeConfig) -> No
     assert fast == full
 
 
+
+def test_unchanged_tables_are_not_read_again_and_a_restored_backup_is(
+    config: BridgeConfig,
+) -> None:
+    """The tables' version tokens: a view after a cycle that changed nothing reads neither
+    table; a state file put back from a backup (same path, older rows) is read afresh."""
+    import shutil
+
+    sheet = _sheet()
+    run_one(config, sheet, FIXED_NOW)
+    db_path = config.state_dir / "state.sqlite"
+    backup = config.state_dir.parent / "state-backup.sqlite"
+    with StateStore(config.state_dir) as state:
+        state.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(db_path, backup)
+    _set(sheet, "Ada", "Stage", "Closed")  # a hand edit: the next cycle puts it back
+    run_one(config, sheet, FIXED_NOW)
+    run_one(config, sheet, FIXED_NOW)  # quiet
+    with StateStore(config.state_dir) as state:
+        state.view(FIXED_NOW)
+        statements: list[str] = []
+        state.db.set_trace_callback(statements.append)
+        kept = state.view(FIXED_NOW)
+        state.db.set_trace_callback(None)
+    assert not [q for q in statements if "FROM ids" in q or "FROM written" in q], statements
+    rid = str(record_of(sheet, "Ada")["Referral ID"])
+    with StateStore(config.state_dir) as state:
+        state.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(backup, db_path)
+    with StateStore(config.state_dir) as state:
+        restored = state.view(FIXED_NOW)
+    with sqlite3.connect(backup) as direct:
+        want = {(r, c): h for r, c, h in direct.execute(
+            "SELECT referral_id, col, hash FROM written")}
+    assert {k: w.hash for k, w in restored.written.items()} == want
+    assert restored.written[(rid, "Stage")] != kept.written[(rid, "Stage")]
+    fast, full = _plans(config, sheet)
+    assert fast == full
+
 def test_a_quiet_cycle_rewrites_only_the_ids_that_changed(config: BridgeConfig) -> None:
     """record_quiet leaves every ids row as a full rewrite would (but last_seen), and does not
     touch the rows that did not change."""
