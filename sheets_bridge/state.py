@@ -17,11 +17,12 @@ import logging
 import os
 import secrets
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 from sheets_bridge.errors import BridgeError, StateFolderError, StateLockedError
 from sheets_bridge.files import LockHeldError, lock_is_held, take_lock
@@ -131,32 +132,56 @@ class _BadMeta(Exception):
 
 @dataclass(frozen=True)
 class _ViewTables:
-    """The ``ids`` and ``written`` tables as last read, raw and as the view's records.
+    """The ``ids`` and ``written`` tables as last read, as the view's records, with the token
+    each table had then.
 
-    Reading the rows is SQLite's work (C); turning 50,000 of them into records is Python's, and
-    was most of :meth:`StateStore.view`. When the rows read now equal the rows read last time
-    (compared as tuples, at C speed), the records made then are the ones that would be made
-    now, so they are handed out again. Exact whoever wrote the file (this process or another):
-    the comparison is of what the file holds now. The records are frozen and the mappings are
-    never mutated by their readers. A daemon's quiet cycle so reuses them, and the decide
-    step's memo finds the very same record objects (compared by identity first).
-
-    Cheaper still, a token per table says whether it changed at all: triggers clear it on any
-    insert, update or delete (whoever writes: this process, another, an older bridge, a person
-    with the sqlite3 shell), and each of the bridge's own transactions ends by setting a new
-    random one where it was cleared; a view that finds it cleared reads the rows (and writes
-    nothing: a dry run leaves the state file as it was). A state file replaced by another (a backup, a rebuild) carries another token.
-    A quiet cycle so reads two meta rows instead of 60,000 table rows.
+    Turning 60,000 rows into records was most of :meth:`StateStore.view`, and reading them
+    most of the rest. A token per table says whether it changed at all: triggers clear it on
+    any insert, update or delete (whoever writes: this process, another, an older bridge, a
+    person with the sqlite3 shell), and each of the bridge's own transactions ends by setting a
+    new random one where it was cleared. A view that finds the token it holds reuses the
+    records without reading a row; one that finds it cleared, or another, reads the table (and
+    writes nothing: a dry run leaves the file as it was). A state file replaced by another (a
+    backup, a rebuild) carries another token. The records are frozen and the mappings are never
+    mutated by their readers, so a daemon's quiet cycle hands out the very objects the decide
+    step's memo holds (compared by identity first).
     """
 
-    raw_ids: list[tuple[object, ...]]
     ids: dict[str, IdRecord]
-    raw_written: list[tuple[object, ...]]
     written: dict[tuple[str, str], WrittenRecord]
     ids_version: str = ""
     written_version: str = ""
-    """The tables' version tokens when they were read (:meth:`StateStore._version`): the same
-    token now means the same rows, and they are not read again at all."""
+
+
+def _read_ids(db: sqlite3.Connection) -> dict[str, IdRecord]:
+    return {
+        rid: IdRecord(identity, bool(present), bool(pending), facets)
+        for rid, identity, present, pending, facets in db.execute(
+            "SELECT referral_id, identity, present, pending, facets FROM ids"
+        )
+    }
+
+
+def _read_written(
+    db: sqlite3.Connection, ids: Mapping[str, IdRecord]
+) -> dict[tuple[str, str], WrittenRecord]:
+    """The ``written`` table by (Referral ID, column), its repeated texts held once.
+
+    Six rows per referral, each naming its ID and column and a digest that most cells of a
+    column share ("New", an empty Attention): held as SQLite hands them out, every row has its
+    own copies, 550 bytes a row (140 MB at 50,000 referrals). The IDs are the ``ids`` keys'
+    strings; the columns and digests are interned.
+    """
+    known = {rid: rid for rid in ids}
+    intern = sys.intern
+    return {
+        (known.get(rid) or intern(rid), intern(col)): WrittenRecord(
+            h and intern(h), prev and intern(prev), pend and intern(pend)
+        )
+        for rid, col, h, prev, pend in db.execute(
+            "SELECT referral_id, col, hash, previous, pending FROM written"
+        )
+    }
 
 
 #: The latest :class:`_ViewTables` per state file, replaced whole (a read in another thread
@@ -333,39 +358,17 @@ class StateStore:
         db = self.db
         next_id = int(db.execute("SELECT value FROM meta WHERE key='next_id'").fetchone()[0])
         held = _VIEW_TABLES.get(self.path)
-        raw_ids: list[Any]
-        raw_written: list[Any]
         ids_version = self._version(db, "ids_version")
         written_version = self._version(db, "written_version")
         if held is not None and ids_version and held.ids_version == ids_version:
-            raw_ids, ids = held.raw_ids, held.ids
+            ids = held.ids
         else:
-            raw_ids = db.execute(
-                "SELECT referral_id, identity, present, pending, facets FROM ids"
-            ).fetchall()
-            if held is not None and held.raw_ids == raw_ids:
-                ids = held.ids
-            else:
-                ids = {
-                    rid: IdRecord(identity, bool(present), bool(pending), tuple(facets.split()))
-                    for rid, identity, present, pending, facets in raw_ids
-                }
+            ids = _read_ids(db)
         if held is not None and written_version and held.written_version == written_version:
-            raw_written, written = held.raw_written, held.written
+            written = held.written
         else:
-            raw_written = db.execute(
-                "SELECT referral_id, col, hash, previous, pending FROM written"
-            ).fetchall()
-            if held is not None and held.raw_written == raw_written:
-                written = held.written
-            else:
-                written = {
-                    (rid, col): WrittenRecord(h, prev, pend)
-                    for rid, col, h, prev, pend in raw_written
-                }
-        _VIEW_TABLES[self.path] = _ViewTables(
-            raw_ids, ids, raw_written, written, ids_version, written_version
-        )
+            written = _read_written(db, ids)
+        _VIEW_TABLES[self.path] = _ViewTables(ids, written, ids_version, written_version)
         since = stored_time(now - timedelta(hours=notice_hours))
         notices = tuple(
             Notice(rid, message, datetime.fromisoformat(created))

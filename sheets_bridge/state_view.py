@@ -38,9 +38,17 @@ class IdRecord:
     present: bool
     pending: bool = False
     """Journalled by a cycle that never committed: the ID may never have reached the sheet."""
-    facets: tuple[str, ...] = ()
-    """Keyed digests of the patient's email, phone and name with the day received: ways to
-    recognise the row's patient when its identity (names and Received) was corrected."""
+    facet_text: str = ""
+    """The facets as the state stores them, space-separated (see :attr:`facets`)."""
+
+    @property
+    def facets(self) -> tuple[str, ...]:
+        """Keyed digests of the patient's email, phone and name with the day received: ways to
+        recognise the row's patient when its identity (names and Received) was corrected.
+
+        Kept as the one stored string and split when asked: only a row that lost its ID asks,
+        and five digest strings per referral were 19 MB of a 50,000-row daemon's memory."""
+        return tuple(self.facet_text.split())
 
 
 @dataclass(frozen=True, slots=True)
