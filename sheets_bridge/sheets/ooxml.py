@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from sys import intern
 
 from lxml import etree
 
@@ -598,10 +599,13 @@ class RowScanner:
                     attrs = {b"t": t} if s is None else {b"t": t, b"s": s}
                     val = cell_value(attrs, b"<v>" + v + b"</v>", ctx)
             elif inline is not None:  # the inline string the bridge itself writes
+                # Interned: a bridge column holds a handful of texts ("New", the cycle's
+                # Bridge Updated, an Attention line) on every row, and the read memo keeps
+                # them all; one string each instead of one per cell (20 MB at 50,000 rows).
                 if b"&" in inline or b"_x" in inline or b"\r" in inline:
-                    val = decode_text(inline) or None
+                    val = intern(decode_text(inline)) or None
                 else:
-                    val = inline.decode("utf-8", "replace") or None
+                    val = intern(inline.decode("utf-8", "replace")) or None
             else:
                 if not body:
                     continue
