@@ -96,6 +96,19 @@ _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
+def forget_facet_texts() -> None:
+    """Drop :func:`_mac`'s memo of facet texts (kept for one plan's rows, not a process's).
+
+    Within a plan it spares every repeated first name, last name and day its HMAC; after it,
+    the rows' digests are held by the plan's memo by their cells, and the memo would only keep
+    each patient's name, email and phone text alive (10 MB at 50,000 rows) until the next
+    first sync.
+    """
+    keyed = _keyed
+    if keyed is not None:
+        keyed[3].clear()
+
+
 def _keyed_for(secret: bytes) -> _Keyed:
     """HMAC-BLAKE2b's keyed inner and outer states for ``secret``, and its memo of facets.
 

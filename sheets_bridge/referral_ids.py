@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from sheets_bridge.identity import format_id, id_number, row_facets, row_fingerprint, row_identity
+from sheets_bridge.identity import (
+    forget_facet_texts,
+    format_id,
+    id_number,
+    row_facets,
+    row_fingerprint,
+    row_identity,
+)
 from sheets_bridge.layout import Layout
 from sheets_bridge.model import ReferralsTab, SheetRow
 from sheets_bridge.rules import is_empty_row
@@ -223,6 +230,7 @@ def collect_rows(
                 inputs=entry.inputs,
             )
         )
+    forget_facet_texts()
     if incremental:
         if len(new_digests) > 2 * len(new_rows) + 1000:
             new_digests = {e.inputs: e.digests for e in new_rows.values() if e is not None}
