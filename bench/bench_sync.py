@@ -163,17 +163,30 @@ def prepare(folder: Path, source: Path, scenario: str) -> tuple[Callable[[], obj
         subprocess.run([sys.executable, __file__, "--prepare", str(folder), str(source)],
                        check=True, capture_output=True)
         return cycle, path
+    settle = _daemon_settle()
     if scenario != "first":
         cycle()
+        settle()
     if scenario in ("quiet", "daemon") or scenario.startswith("edit"):
         # The cycle after the first sync reads what it wrote; a daemon's life is after it, so
         # staff edits land on a sheet the last cycle found quiet (not on the first sync's output).
         cycle()
+        settle()
     if scenario.startswith("edit"):
         edit_rows(path, int(scenario[4:] or 10))
     if scenario == "memory":
         return _memory_cycle(config, sheet, path), path
     return cycle, path
+
+
+def _daemon_settle() -> Callable[[], None]:
+    """What the daemon does after each cycle (``Daemon._sync``): the prepared cycles of a
+    daemon's scenarios do it too. A checkout from before it had none."""
+    try:
+        from sheets_bridge.collector import settle_after_cycle
+    except ImportError:
+        return lambda: None
+    return settle_after_cycle
 
 
 def _memory_cycle(config: object, sheet: object, path: Path) -> Callable[[], object]:
@@ -252,13 +265,7 @@ def measure(size: int, scenario: str) -> dict[str, object]:
 def _daemon(size: int, cycle: Callable[..., object], path: Path) -> dict[str, object]:
     """A daemon's hour: ``DAEMON_CYCLES`` cycles, ``DAEMON_STEP`` apart, in this process."""
     before = path.read_bytes()
-    # What the daemon does after each cycle (Daemon._sync), timed with the cycle; a checkout
-    # from before it had none.
-    try:
-        from sheets_bridge.collector import settle_after_cycle
-    except ImportError:
-        def settle_after_cycle() -> None:
-            pass
+    settle_after_cycle = _daemon_settle()  # timed with the cycle, as the daemon runs it
     _reset_peak()
     walls, cpus, quiet, cells, drafts = [], [], 0, 0, 0
     for i in range(1, DAEMON_CYCLES + 1):
