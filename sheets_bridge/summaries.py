@@ -399,6 +399,9 @@ REFERRER_HEADERS: tuple[str, ...] = (
 
 #: Columns whose values are numbers or dates: their headers sit right, over them.
 _REFERRER_NUMERIC = frozenset({3, 4, 5, 6, 8, 10, 15, 16})
+#: High-quality, Lapsed and New: words, drawn right like the numbers (header and value). Left,
+#: "Yes" or "not judged" ran straight on from the long-term share's "of 22" beside it.
+_REFERRER_FLAGS = (12, 13, 14)
 REFERRER_WIDTHS: tuple[int, ...] = (24, 22, 8, 9, 8, 11, 8, 8, 9, 8, 9, 8, 12, 7, 5, 16, 13)
 
 
@@ -448,12 +451,14 @@ def build_referrers(
     )
     sheet.blank()
     header = sheet.add(*REFERRER_HEADERS, heading=True)
-    sheet.right.update((header, c) for c in _REFERRER_NUMERIC)
+    sheet.right.update((header, c) for c in (*_REFERRER_NUMERIC, *_REFERRER_FLAGS))
     if not rows:
         sheet.add("No referral names a referrer yet.")
     for row in rows:
         line = sheet.add(*referrer_cells(row))
-        sheet.right.update((line, c) for c in (6, 8, 10) if row_text(sheet, line, c))
+        sheet.right.update(
+            (line, c) for c in (6, 8, 10, *_REFERRER_FLAGS) if row_text(sheet, line, c)
+        )
     return sheet.content(REFERRERS_TAB, REFERRER_WIDTHS, freeze_rows=header + 1)
 
 

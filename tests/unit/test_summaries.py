@@ -213,6 +213,11 @@ def test_referrers_tab() -> None:
     )  # fmt: skip
     assert (header, 0) in tab.heading_cells and tab.freeze_rows == header + 1
     assert {(header, c) for c in (3, 4, 5, 6, 8, 10, 15, 16)} <= tab.right_cells
+    # The flags sit right under their headers, apart from the "of N" beside them.
+    assert {(header, c) for c in (12, 13, 14)} <= tab.right_cells
+    flagged = [(r, c) for r in range(header + 1, len(tab.rows)) for c in (12, 13, 14)
+               if tab.rows[r][c]]
+    assert flagged and all(cell in tab.right_cells for cell in flagged)
 
     def read(row: tuple[OutValue, ...]) -> tuple[OutValue, ...]:
         return (*row[:6], *(seen(row[c], row[c + 1]) for c in (6, 8, 10)), *row[12:])
