@@ -94,6 +94,7 @@ def _state_note(state: StateStore, adopted: int, outbox: Outbox | None) -> str |
     return None
 
 
+@gc_paused()
 def run_cycle(
     config: BridgeConfig,
     sheet: SheetBackend,
@@ -109,37 +110,12 @@ def run_cycle(
     report: CycleReport | None = None,
     should_stop: StopCheck | None = None,
 ) -> CycleReport:
-    """Run one cycle against an open state store and a sheet backend: :func:`_run_cycle`
-    with the cyclic garbage collector paused (:mod:`sheets_bridge.collector`).
-
-    The read and the plan pause it themselves; the state view, the apply and the commit in
-    between allocate tens of thousands of tuples too, and with the collector on they paid for
-    walks over everything the read and plan had just made.
-    """
-    with gc_paused():
-        return _run_cycle(
-            config, sheet, state, now=now, dry_run=dry_run, force=force,
-            tab_builders=tab_builders, draft_planner=draft_planner, outbox=outbox, hook=hook,
-            report=report, should_stop=should_stop,
-        )
-
-
-def _run_cycle(
-    config: BridgeConfig,
-    sheet: SheetBackend,
-    state: StateStore,
-    *,
-    now: datetime,
-    dry_run: bool = False,
-    force: bool = False,
-    tab_builders: Sequence[TabBuilder] = (),
-    draft_planner: DraftPlanner | None = None,
-    outbox: Outbox | None = None,
-    hook: StepHook | None = None,
-    report: CycleReport | None = None,
-    should_stop: StopCheck | None = None,
-) -> CycleReport:
     """Run one cycle against an open state store and a sheet backend.
+
+    The cyclic garbage collector is paused for the whole cycle (:mod:`sheets_bridge.collector`):
+    the read and the plan pause it themselves, and the state view, the apply and the commit in
+    between allocate tens of thousands of tuples too; with it on they paid for walks over
+    everything the read and plan had just made.
 
     ``outbox`` makes the drafts the plan asks for; without one (a dry run, or drafting off)
     drafts are planned and reported but not made. ``report`` is filled as the cycle goes, so a
