@@ -65,24 +65,22 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_u BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_append_only_d BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ids_changed_i AFTER INSERT ON ids
-    BEGIN UPDATE meta SET value = '' WHERE key = 'ids_version' AND value <> ''; END;
-CREATE TRIGGER IF NOT EXISTS ids_changed_u AFTER UPDATE ON ids
-    BEGIN UPDATE meta SET value = '' WHERE key = 'ids_version' AND value <> ''; END;
-CREATE TRIGGER IF NOT EXISTS ids_changed_d AFTER DELETE ON ids
-    BEGIN UPDATE meta SET value = '' WHERE key = 'ids_version' AND value <> ''; END;
-CREATE TRIGGER IF NOT EXISTS written_changed_i AFTER INSERT ON written
-    BEGIN UPDATE meta SET value = '' WHERE key = 'written_version' AND value <> ''; END;
-CREATE TRIGGER IF NOT EXISTS written_changed_u AFTER UPDATE ON written
-    BEGIN UPDATE meta SET value = '' WHERE key = 'written_version' AND value <> ''; END;
-CREATE TRIGGER IF NOT EXISTS written_changed_d AFTER DELETE ON written
-    BEGIN UPDATE meta SET value = '' WHERE key = 'written_version' AND value <> ''; END;
 CREATE TABLE IF NOT EXISTS drafts(
     key TEXT PRIMARY KEY, referral_id TEXT NOT NULL, kind TEXT NOT NULL,
     referrer_key TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, ref TEXT NOT NULL DEFAULT '',
     created TEXT NOT NULL, confirmed TEXT, misses INTEGER NOT NULL DEFAULT 0, next_check TEXT,
     facets TEXT NOT NULL DEFAULT '');
 """
+
+#: The tables a view holds between cycles, each with a version token in ``meta``
+#: (``<table>_version``, see :class:`_ViewTables`) that any change to the table clears.
+_VERSIONED = ("ids", "written")
+SCHEMA += "".join(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_changed_{event[0].lower()} AFTER {event} ON {table}\n"
+    f"    BEGIN UPDATE meta SET value = '' WHERE key = '{table}_version' AND value <> ''; END;\n"
+    for table in _VERSIONED
+    for event in ("INSERT", "UPDATE", "DELETE")
+)
 
 #: Columns added to tables of an older state file, in order (state files are upgraded in place).
 _ADDED_COLUMNS = (
@@ -316,8 +314,8 @@ class StateStore:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         db.execute("INSERT OR IGNORE INTO meta VALUES('schema', ?)", (str(SCHEMA_VERSION),))
         db.execute("INSERT OR IGNORE INTO meta VALUES('next_id', '1')")
-        for key in ("ids_version", "written_version"):
-            db.execute("INSERT OR IGNORE INTO meta VALUES(?, '')", (key,))
+        for table in _VERSIONED:
+            db.execute("INSERT OR IGNORE INTO meta VALUES(?, '')", (f"{table}_version",))
         db.execute("SELECT count(*) FROM ids").fetchone()
         return db
 
@@ -344,9 +342,9 @@ class StateStore:
             yield db
             # A table this transaction changed had its token cleared by the triggers: a new
             # one, in the same transaction, names the rows as they now stand (_ViewTables).
-            db.execute(
-                "UPDATE meta SET value = lower(hex(randomblob(16))) "
-                "WHERE key IN ('ids_version', 'written_version') AND value = ''"
+            db.executemany(
+                "UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = ? AND value = ''",
+                [(f"{table}_version",) for table in _VERSIONED],
             )
         except BaseException:
             db.execute("ROLLBACK")
