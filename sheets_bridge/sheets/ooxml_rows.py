@@ -15,7 +15,7 @@ import re
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sheets_bridge.dates import to_serial
@@ -666,8 +666,7 @@ def generate_sheet(
     held = _ROW_TEMPLATES.get(tab_key, {})
     made: dict[tuple[object, ...], _RowTemplate] = {}
     kinds_pool: dict[tuple[type, ...], tuple[type, ...]] = {}
-    looks_pool: dict[tuple[object, ...], tuple[tuple[tuple[bool, str | None, str | None, bool],
-                                                     str], ...]] = {}
+    looks_pool: dict[_Looks, _Looks] = {}
 
     for r, row in enumerate(rows):
         if not any(v is not None for v in row):
@@ -683,12 +682,10 @@ def generate_sheet(
         template = made.get(key) or held.get(key)
         if template is None or any(s_attr(*look) != s for look, s in template.looks):
             template = _row_template(
-                cells, widths, wrapped, letters, s_attr, heading=heading, bold_here=bold_here,
-                right_here=right_here, max_chars=max_chars, date1904=date1904,
+                cells, widths, wrapped, letters, s_attr, looks_pool, heading=heading,
+                bold_here=bold_here, right_here=right_here, max_chars=max_chars,
+                date1904=date1904,
             )
-            # Rows drawn alike share one tuple of looks (a tab has a handful of them).
-            template = replace(template, looks=looks_pool.setdefault(template.looks,
-                                                                     template.looks))
         made[key] = template
         parts.append(template.open_tag.replace(_NUM, num))
         segment = template.cells.replace(_NUM, num)
@@ -714,6 +711,10 @@ def generate_sheet(
 
 
 
+#: The looks a row's cells were drawn with, each with the ``s`` attribute it was drawn as.
+_Looks = tuple[tuple[tuple[bool, str | None, str | None, bool], str], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class _RowTemplate:
     """One generated row with its number left out: the row's XML is ``open_tag`` then
@@ -727,7 +728,7 @@ class _RowTemplate:
     values: tuple[CellValue, ...]
     numbers: tuple[tuple[int, bytes], ...]
     readable: bool
-    looks: tuple[tuple[tuple[bool, str | None, str | None, bool], str], ...]
+    looks: _Looks
     """The looks the row's cells were drawn with and their ``s`` attribute then: a template
     is reused only while the workbook still gives each look the same style."""
 
@@ -750,6 +751,7 @@ def _row_template(
     wrapped: set[int],
     letters: list[str],
     s_attr: Callable[[bool, str | None, str | None, bool], str],
+    looks_pool: dict[_Looks, _Looks],
     *,
     heading: bool,
     bold_here: frozenset[int],
@@ -757,7 +759,8 @@ def _row_template(
     max_chars: int,
     date1904: bool,
 ) -> _RowTemplate:
-    """Draw one row of :func:`generate_sheet` with :data:`_NUM` for its number."""
+    """Draw one row of :func:`generate_sheet` with :data:`_NUM` for its number. Rows drawn
+    alike share one tuple of looks from ``looks_pool`` (a tab has a handful of them)."""
     lines = _row_lines(row, widths, heading=heading, bold=set(bold_here), wrapped=wrapped)
     if lines > 1:
         # Spreadsheets do not grow a row for wrapped text on opening: say how tall it is.
@@ -782,15 +785,9 @@ def _row_template(
         bold = heading or c in bold_here
         align = "right" if c in right_here else None
         read: CellValue
-        if type(value) is str:  # most cells: the text branch below, without the type tests
+        text: str | None = None  # a cell drawn as text, below
+        if type(value) is str:  # most cells: without the type tests
             text = value[:max_chars]
-            wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
-            s = look(bold, None, align, wrap)
-            parts.append(
-                f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">'
-                f"{escape_text(text)}</t></is></c>"
-            )
-            read = text or None
         elif isinstance(value, bool):
             s = look(bold, None, align, False)
             parts.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
@@ -810,6 +807,7 @@ def _row_template(
                 numbers.append((c, s[4:-1].encode("ascii")))  # ' s="N"': a date style?
         else:
             text = str(value)[:max_chars]
+        if text is not None:
             wrap = _wraps(row, c, widths) if bold else ("\n" in text or c in wrapped)
             s = look(bold, None, align, wrap)
             parts.append(
@@ -822,9 +820,10 @@ def _row_template(
                 values.extend([None] * (c - len(values)))
             values.append(read)
     parts.append("</row>")
+    drawn = tuple(looks.items())
     return _RowTemplate(
         open_tag, "".join(parts), tuple(values), tuple(numbers), readable,
-        tuple(looks.items()),
+        looks_pool.setdefault(drawn, drawn),
     )
 
 #: A generated row as the next read parses it: (the memo key of its bytes, its values with a
