@@ -16,6 +16,7 @@ is still freed within the hour.
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 from collections.abc import Callable, Iterator
@@ -62,22 +63,24 @@ def settle_after_cycle() -> None:
         _release_free_memory()
 
 
-_trim: Callable[[int], int] | None | bool = False  # False: not looked up yet
-
-
 def _release_free_memory() -> None:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
     nothing): a first sync's peak otherwise stays resident for the daemon's whole life
     (171 -> 141 MB after a 10,000-row first sync, in 3 ms)."""
-    global _trim
-    if _trim is False:
-        _trim = None
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
-                _trim = ctypes.CDLL(None).malloc_trim
-            except (OSError, AttributeError):  # not glibc (musl): nothing to call
-                _trim = None
-    if callable(_trim):
-        _trim(0)
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once; None on any other C library."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        found: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl): nothing to call
+        return None
+    return found
